@@ -62,24 +62,19 @@ private:
     std::vector<std::string> keywords_;
 };
 
-// What recognises one message when its UID is no help: the server's own id where it has
-// one (OBJECTID EMAILID, X-GM-MSGID, Dovecot X-GUID), else Message-ID with the size.
-// Stored as one string with a kind prefix ("guid:...", "msgid:<...>/1234") so that ids of
-// different kinds never compare equal.
-struct identity {
-    std::string value;
-    bool empty() const { return value.empty(); }
-    friend auto operator<=>(const identity&, const identity&) = default;
-};
-
 // What a store knows of one message without its body.
 struct message_info {
     mail::uid uid = 0;
     flag_set flags;
-    std::uint64_t size = 0;        // RFC822.SIZE, or the file's size
+    std::uint64_t size = 0;          // RFC822.SIZE, or the file's size
     std::int64_t internal_date = 0;  // seconds since the epoch (INTERNALDATE, Maildir mtime)
-    mail::modseq modseq = 0;       // 0 where the store has none
-    mail::identity identity;
+    mail::modseq modseq = 0;         // 0 where the store has none
+    // Stable on this side across moves between folders: the server's id (X-GUID, EMAILID,
+    // X-GM-MSGID) or the Maildir file's unique base name. Empty when the store has none.
+    std::string identity;
+    // Comparable across the two sides: "<Message-ID>/size" (the size is the same on both sides
+    // since bodies are copied byte for byte). Empty when not fetched or no Message-ID.
+    std::string content_key;
 };
 
 }  // namespace tandem::mail
