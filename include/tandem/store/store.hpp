@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// The one interface the sync engine sees, implemented by the IMAP store and the Maildir
+// store. Names are canonical: UTF-8, '/' between levels, "INBOX" for the inbox; each store
+// translates them to its own (separator, modified UTF-7, Maildir layout).
+//
+// Calls are blocking and not thread-safe: one store object serves one thread. A store with
+// several connections is several store objects. Every operation names its mailbox; the store
+// selects or opens it as needed. Failures are values: the error_code says what kind
+// (tandem::errc), and last_error() the details (the command, the server's words, the path).
+#pragma once
+
+#include "tandem/mail/types.hpp"
+#include "tandem/util/error.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tandem::store {
+
+struct mailbox_status {
+    mail::uidvalidity uidvalidity = 0;
+    mail::uid uidnext = 0;
+    mail::modseq highestmodseq = 0;  // 0: the store has no mod-sequences
+    std::uint32_t messages = 0;
+    std::string scan_token;          // store-private change marker (Maildir directory times)
+    friend bool operator==(const mailbox_status&, const mailbox_status&) = default;
+};
+
+struct mailbox_entry {
+    std::string name;                // canonical
+    std::string special_use;         // "\\Sent", "\\Trash", ... or empty
+    bool selectable = true;
+    std::optional<mailbox_status> status;  // when the listing brought it cheaply
+};
+
+// What the journal remembers of a mailbox on this side, as of the last sync.
+struct known_state {
+    mailbox_status status;           // uidvalidity 0: never synced
+    std::vector<mail::uid> uids;     // the uids of this side in the journal, ascending
+};
+
+// What changed in a mailbox since `known_state` (see sync::side_report for the meaning).
+struct mailbox_changes {
+    mailbox_status status;           // as found now, before this run changes anything
+    bool uidvalidity_changed = false;
+    bool complete = false;
+    std::vector<mail::message_info> messages;
+    std::vector<mail::uid> vanished;
+};
+
+// A message body in transit: small ones in memory, large ones in a spool file that the
+// receiver may take over (rename) or read.
+struct message_body {
+    std::string data;                // used when `file` is empty
+    std::filesystem::path file;
+    std::uint64_t size = 0;
+};
+
+struct outgoing_message {
+    mail::flag_set flags;
+    std::int64_t internal_date = 0;  // seconds since the epoch
+    message_body body;
+};
+
+struct flag_change {
+    mail::uid uid = 0;
+    mail::flag_set add;
+    mail::flag_set remove;
+};
+
+class store {
+public:
+    virtual ~store() = default;
+
+    // "imap user@host" or "maildir /path", for messages.
+    virtual std::string describe() const = 0;
+    // What the last failed call was doing and what the other end said.
+    virtual const std::string& last_error() const = 0;
+
+    virtual result<std::vector<mailbox_entry>> list() = 0;
+    virtual result<mailbox_status> status(const std::string& mailbox) = 0;
+    virtual result<mailbox_changes> changes(const std::string& mailbox, const known_state& known) = 0;
+
+    // Streams the bodies of `uids`; `deliver` is called once per message, in any order. A uid
+    // that is gone is skipped (not an error).
+    virtual result<void> fetch(const std::string& mailbox, std::span<const mail::uid> uids,
+                               const std::function<result<void>(mail::uid, message_body&&)>& deliver) = 0;
+    // Adds messages; returns their new uids in order (0 where the store could not tell).
+    virtual result<std::vector<mail::uid>> append(const std::string& mailbox,
+                                                  std::vector<outgoing_message>&& messages) = 0;
+    virtual result<void> set_flags(const std::string& mailbox, std::span<const flag_change> changes) = 0;
+    // Moves messages to another mailbox of this store; returns the new uids in the order of
+    // `uids` (0 where unknown).
+    virtual result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,
+                                                const std::string& to) = 0;
+    virtual result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) = 0;
+    virtual result<void> create(const std::string& mailbox) = 0;
+    virtual result<void> remove(const std::string& mailbox) = 0;
+};
+
+}  // namespace tandem::store

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// The planner: a pure function from (journal state, what each side reported, channel
+// rules) to the actions that bring both sides in step. No I/O, no clock, no randomness:
+// every sync rule of DESIGN.md is a table-driven unit test of this function.
+#pragma once
+
+#include "tandem/mail/side.hpp"
+#include "tandem/mail/types.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tandem::sync {
+
+using mail::per_side;
+using mail::side;
+
+enum class direction : std::uint8_t { both, a_to_b, b_to_a };
+
+struct channel_rules {
+    direction dir = direction::both;
+    per_side<bool> may_create{true, true};   // create missing mailboxes on that side
+    per_side<bool> may_remove{false, false}; // remove mailboxes on that side (when the other side removed its copy)
+    per_side<bool> may_expunge{true, true};  // expunge on that side what the other side expunged; else mark \Deleted
+    // Mass-removal guard: removals on one side of a mailbox pair (expunges + \Deleted marks
+    // caused by the other side) above this share of that side's known messages stop that
+    // mailbox pair, unless `force`. Mailboxes with fewer than `guard_min_removals` removals
+    // never trip it.
+    double max_delete_share = 0.5;
+    std::uint32_t guard_min_removals = 3;
+    bool force = false;
+    std::uint64_t max_size = 0;  // 0: no limit; larger messages are not copied (reported)
+
+    bool propagates_from(side s) const {
+        return dir == direction::both || (s == side::a ? dir == direction::a_to_b : dir == direction::b_to_a);
+    }
+};
+
+// One message the journal knows. Both uids set: the message is on both sides, paired. One
+// uid 0: a one-sided record, the message is known on that one side only and deliberately not
+// copied (skipped as too large, or kept with \Deleted after the other side expunged it, or a
+// copy direction that does not apply); it is forgotten when that message goes too.
+struct pair_record {
+    per_side<mail::uid> uid;
+    mail::flag_set flags;               // as last synced (both sides had these)
+    per_side<std::string> identity;     // message_info::identity on each side
+    std::string content_key;            // message_info::content_key
+    std::uint64_t size = 0;
+    friend bool operator==(const pair_record&, const pair_record&) = default;
+};
+
+// What one side's store reported for one mailbox since the journal's state.
+struct side_report {
+    bool exists = true;                 // the mailbox exists on this side
+    bool uidvalidity_changed = false;   // every uid of this side in the records is void
+    // `messages` lists every message of the mailbox: a known uid that is not listed is gone.
+    // Always true when uidvalidity_changed, and on the first sync of the mailbox.
+    bool complete = false;
+    // New messages and messages whose flags may have changed (all of them when complete).
+    std::vector<mail::message_info> messages;
+    std::vector<mail::uid> vanished;    // known uids that are gone (when not complete)
+};
+
+struct mailbox_input {
+    std::string name;                   // canonical: UTF-8, '/' separates levels, INBOX is "INBOX"
+    bool known = false;                 // the journal has state for this mailbox pair
+    std::vector<pair_record> records;
+    per_side<side_report> sides;
+};
+
+// ---- actions. Each carries its journal consequence: on success the executor erases
+// `old_record` (when set) and puts `new_record` (when set, with the uid the store returned
+// filled in where the action says so).
+
+// Create `mailbox` on side `on` (before anything else of that mailbox).
+struct create_mailbox {
+    std::string mailbox;
+    side on;
+};
+// Remove `mailbox` on side `on` (the other side removed it; `on` holds nothing unsynced).
+struct remove_mailbox {
+    std::string mailbox;
+    side on;
+};
+// Copy message `uid` of side `from` to the other side with `flags`. new_record.uid[opposite(from)]
+// is 0 here: the executor fills in the uid of the new copy.
+struct copy_message {
+    std::string mailbox;
+    side from;
+    mail::uid uid = 0;
+    mail::flag_set flags;
+    std::uint64_t size = 0;
+    pair_record new_record;
+};
+// Add and remove flags of message `uid` on side `on`.
+struct set_flags {
+    std::string mailbox;
+    side on;
+    mail::uid uid = 0;
+    mail::flag_set add;
+    mail::flag_set remove;
+    std::optional<pair_record> old_record;
+    std::optional<pair_record> new_record;
+};
+// Expunge message `uid` on side `on` (the other side expunged its copy).
+struct expunge_message {
+    std::string mailbox;
+    side on;
+    mail::uid uid = 0;
+    std::optional<pair_record> old_record;
+    std::optional<pair_record> new_record;  // set when the record stays one-sided
+};
+// Move message `uid` on side `on` from `from_mailbox` to `to_mailbox`, because the other side
+// moved its copy. new_record.uid[on] is 0 here: the executor fills in the moved message's new uid.
+struct move_message {
+    side on;
+    std::string from_mailbox;
+    std::string to_mailbox;
+    mail::uid uid = 0;
+    mail::flag_set add;     // flag changes to apply to the moved copy afterwards
+    mail::flag_set remove;
+    pair_record old_record;  // in from_mailbox
+    pair_record new_record;  // in to_mailbox
+};
+// Journal only: pair messages found on both sides by content key, re-pair after a
+// UIDVALIDITY change, forget a record whose messages are gone on both sides, record a
+// one-sided message. Nothing changes on a store.
+struct update_record {
+    std::string mailbox;
+    std::optional<pair_record> old_record;
+    std::optional<pair_record> new_record;
+};
+
+using action = std::variant<create_mailbox, remove_mailbox, copy_message, set_flags,
+                            expunge_message, move_message, update_record>;
+
+// Something the user should hear about; no action follows from it.
+struct notice {
+    enum class kind : std::uint8_t {
+        skipped_too_large,     // a message over max_size was not copied
+        conflict,              // expunged on one side, changed on the other: the expunge won
+        mailbox_gone,          // a mailbox vanished on one side and is not removed on the other
+        guard_tripped,         // the mass-removal guard stopped this mailbox pair
+    };
+    kind what;
+    std::string mailbox;
+    side on = side::a;
+    mail::uid uid = 0;
+    std::string text;
+};
+
+struct plan {
+    std::vector<action> actions;
+    std::vector<notice> notices;
+    std::vector<std::string> guarded_mailboxes;  // mailbox pairs left untouched by the guard
+};
+
+// Plans one channel: every mailbox pair at once, so that a message that left one mailbox
+// and arrived in another on the same side is seen as a move. Actions come in an order the
+// executor can apply: mailbox creations first, then per mailbox; removals of mailboxes last.
+plan make_plan(const std::vector<mailbox_input>& mailboxes, const channel_rules& rules);
+
+}  // namespace tandem::sync
