@@ -30,6 +30,9 @@ struct mailbox_status {
     mail::modseq highestmodseq = 0;  // 0: the store has no mod-sequences
     std::uint32_t messages = 0;
     std::string scan_token;          // store-private change marker (Maildir directory times)
+    // False where an unchanged status does not prove that no flag changed (an IMAP server
+    // without CONDSTORE): such a mailbox is always scanned.
+    bool tracks_flag_changes = true;
     friend bool operator==(const mailbox_status&, const mailbox_status&) = default;
 };
 
@@ -44,6 +47,7 @@ struct mailbox_entry {
 struct known_state {
     mailbox_status status;           // uidvalidity 0: never synced
     std::vector<mail::uid> uids;     // the uids of this side in the journal, ascending
+    bool full = false;               // list every message (mailbox_changes::complete)
 };
 
 // What changed in a mailbox since `known_state` (see sync::side_report for the meaning).
