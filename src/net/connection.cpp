@@ -434,6 +434,9 @@ result<void> connection::start_tls(failure* why) {
     // Response injection (CERT VU#555316): whatever arrived in plain text after the tagged OK
     // was not sent by the server we are about to authenticate.
     p.inq.clear();
+    error_code ec;
+    for (std::size_t n = p.sock.available(ec); !ec && n > 0; n = p.sock.available(ec))
+        p.sock.read_some(asio::buffer(p.rbuf.data(), std::min(n, p.rbuf.size())), ec);
     return p.handshake(why);
 }
 
