@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/journal/lmdb.hpp"
+
+#include "tandem/util/fs.hpp"
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <string>
+
+namespace tandem::journal::lmdb {
+namespace detail {
+
+struct env_state {
+    MDB_env* handle = nullptr;
+    // mdb_env_set_mapsize is only allowed with no transaction open in the process.
+    std::atomic<std::size_t> open_txns{0};
+    ~env_state() {
+        if (handle) mdb_env_close(handle);
+    }
+};
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::array<const char*, 17> call_names = {
+    "mdb_env_create",
+    "mdb_env_set_mapsize",
+    "mdb_env_set_maxdbs",
+    "mdb_env_set_maxreaders",
+    "mdb_env_open",
+    "mdb_env_info",
+    "mdb_txn_begin",
+    "mdb_txn_commit",
+    "mdb_dbi_open",
+    "mdb_get",
+    "mdb_put",
+    "mdb_del",
+    "mdb_drop",
+    "mdb_cursor_open",
+    "mdb_cursor_get",
+    "mdb_cursor_put",
+    "mdb_cursor_del",
+};
+static_assert(call_names.size() == static_cast<std::size_t>(call::cursor_del) + 1);
+
+// One category per call, so that the error_code alone can say which call failed.
+class lmdb_category final : public boost::system::error_category {
+  public:
+    explicit lmdb_category(const char* call) : call_(call) {}
+    const char* name() const noexcept override { return "lmdb"; }
+    std::string message(int rc) const override {
+        return std::string(call_) + ": " + mdb_strerror(rc);
+    }
+    // LMDB passes errno values through (ENOSPC, EACCES, ENOENT ...): those compare
+    // equal to std::errc conditions.
+    boost::system::error_condition default_error_condition(int rc) const noexcept override {
+        if (rc > 0) return boost::system::error_condition(rc, boost::system::generic_category());
+        return boost::system::error_condition(rc, *this);
+    }
+
+  private:
+    const char* call_;
+};
+
+const std::array<lmdb_category, 17>& categories() {
+    static const std::array<lmdb_category, 17> cats = {
+        lmdb_category(call_names[0]),  lmdb_category(call_names[1]),  lmdb_category(call_names[2]),
+        lmdb_category(call_names[3]),  lmdb_category(call_names[4]),  lmdb_category(call_names[5]),
+        lmdb_category(call_names[6]),  lmdb_category(call_names[7]),  lmdb_category(call_names[8]),
+        lmdb_category(call_names[9]),  lmdb_category(call_names[10]), lmdb_category(call_names[11]),
+        lmdb_category(call_names[12]), lmdb_category(call_names[13]), lmdb_category(call_names[14]),
+        lmdb_category(call_names[15]), lmdb_category(call_names[16]),
+    };
+    return cats;
+}
+
+MDB_val to_val(std::string_view s) {
+    return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+std::string_view from_val(const MDB_val& v) {
+    return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+}  // namespace
+
+error_code make_error(call c, int rc) {
+    return error_code(rc, categories()[static_cast<std::size_t>(c)]);
+}
+
+bool is_lmdb_error(const error_code& ec) {
+    if (!ec) return false;
+    for (const auto& cat : categories()) {
+        if (ec.category() == cat) return true;
+    }
+    return false;
+}
+
+int lmdb_rc(const error_code& ec) {
+    return is_lmdb_error(ec) ? ec.value() : 0;
+}
+
+// ---- dbi ----
+
+result<dbi> dbi::open(write_txn& t, const char* name, bool create) {
+    MDB_dbi h = 0;
+    if (int rc = mdb_dbi_open(t.handle(), name, create ? MDB_CREATE : 0, &h))
+        return make_error(call::dbi_open, rc);
+    return dbi(h);
+}
+
+result<dbi> dbi::open(read_txn& t, const char* name) {
+    MDB_dbi h = 0;
+    if (int rc = mdb_dbi_open(t.handle(), name, 0, &h)) return make_error(call::dbi_open, rc);
+    return dbi(h);
+}
+
+// ---- cursor ----
+
+cursor::~cursor() {
+    if (handle_) mdb_cursor_close(handle_);
+}
+
+cursor& cursor::operator=(cursor&& o) noexcept {
+    if (this != &o) {
+        if (handle_) mdb_cursor_close(handle_);
+        handle_ = std::exchange(o.handle_, nullptr);
+    }
+    return *this;
+}
+
+result<std::optional<entry>> cursor::step(MDB_cursor_op op, std::string_view key) {
+    MDB_val k = to_val(key);
+    MDB_val v{0, nullptr};
+    int rc = mdb_cursor_get(handle_, &k, &v, op);
+    if (rc == MDB_NOTFOUND) return std::optional<entry>();
+    if (rc) return make_error(call::cursor_get, rc);
+    return std::optional<entry>(entry{from_val(k), from_val(v)});
+}
+
+result<std::optional<entry>> cursor::first() {
+    return step(MDB_FIRST);
+}
+result<std::optional<entry>> cursor::last() {
+    return step(MDB_LAST);
+}
+result<std::optional<entry>> cursor::next() {
+    return step(MDB_NEXT);
+}
+result<std::optional<entry>> cursor::prev() {
+    return step(MDB_PREV);
+}
+result<std::optional<entry>> cursor::current() {
+    return step(MDB_GET_CURRENT);
+}
+result<std::optional<entry>> cursor::lower_bound(std::string_view key) {
+    return step(MDB_SET_RANGE, key);
+}
+result<std::optional<entry>> cursor::find(std::string_view key) {
+    return step(MDB_SET_KEY, key);
+}
+
+result<void> cursor::erase() {
+    if (int rc = mdb_cursor_del(handle_, 0)) return make_error(call::cursor_del, rc);
+    return {};
+}
+
+// ---- txn ----
+
+txn& txn::operator=(txn&& o) noexcept {
+    if (this != &o) {
+        abort();
+        env_ = std::exchange(o.env_, nullptr);
+        handle_ = std::exchange(o.handle_, nullptr);
+    }
+    return *this;
+}
+
+txn::~txn() {
+    abort();
+}
+
+void txn::abort() noexcept {
+    if (!handle_) return;
+    mdb_txn_abort(handle_);
+    handle_ = nullptr;
+    if (env_) env_->open_txns.fetch_sub(1);
+}
+
+result<void> txn::commit_impl() {
+    if (!handle_) return make_error_code(std::errc::invalid_argument);
+    // mdb_txn_commit frees the transaction whatever it returns.
+    int rc = mdb_txn_commit(std::exchange(handle_, nullptr));
+    if (env_) env_->open_txns.fetch_sub(1);
+    if (rc) return make_error(call::txn_commit, rc);
+    return {};
+}
+
+result<std::optional<std::string_view>> txn::get(dbi d, std::string_view key) const {
+    MDB_val k = to_val(key);
+    MDB_val v{0, nullptr};
+    int rc = mdb_get(handle_, d.handle(), &k, &v);
+    if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
+    if (rc) return make_error(call::get, rc);
+    return std::optional<std::string_view>(from_val(v));
+}
+
+result<cursor> txn::open_cursor(dbi d) const {
+    MDB_cursor* c = nullptr;
+    if (int rc = mdb_cursor_open(handle_, d.handle(), &c)) return make_error(call::cursor_open, rc);
+    return cursor(c);
+}
+
+result<void> write_txn::put(dbi d, std::string_view key, std::string_view value) {
+    MDB_val k = to_val(key);
+    MDB_val v = to_val(value);
+    if (int rc = mdb_put(handle_, d.handle(), &k, &v, 0)) return make_error(call::put, rc);
+    return {};
+}
+
+result<bool> write_txn::insert(dbi d, std::string_view key, std::string_view value) {
+    MDB_val k = to_val(key);
+    MDB_val v = to_val(value);
+    int rc = mdb_put(handle_, d.handle(), &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) return false;
+    if (rc) return result<bool>(boost::system::in_place_error, make_error(call::put, rc));
+    return true;
+}
+
+result<bool> write_txn::erase(dbi d, std::string_view key) {
+    MDB_val k = to_val(key);
+    int rc = mdb_del(handle_, d.handle(), &k, nullptr);
+    if (rc == MDB_NOTFOUND) return false;
+    if (rc) return result<bool>(boost::system::in_place_error, make_error(call::del, rc));
+    return true;
+}
+
+result<void> write_txn::clear(dbi d) {
+    if (int rc = mdb_drop(handle_, d.handle(), 0)) return make_error(call::drop, rc);
+    return {};
+}
+
+// ---- env ----
+
+env::env() = default;
+env::~env() = default;
+env::env(env&&) noexcept = default;
+env& env::operator=(env&&) noexcept = default;
+
+MDB_env* env::handle() const {
+    return state_ ? state_->handle : nullptr;
+}
+
+result<env> env::open(const std::filesystem::path& path, const env_options& options) {
+    auto state = std::make_unique<detail::env_state>();
+    if (int rc = mdb_env_create(&state->handle)) {
+        state->handle = nullptr;
+        return make_error(call::env_create, rc);
+    }
+    if (int rc = mdb_env_set_mapsize(state->handle, options.map_size))
+        return make_error(call::env_set_mapsize, rc);
+    if (int rc = mdb_env_set_maxdbs(state->handle, options.max_dbs))
+        return make_error(call::env_set_maxdbs, rc);
+    if (int rc = mdb_env_set_maxreaders(state->handle, options.max_readers))
+        return make_error(call::env_set_maxreaders, rc);
+    unsigned flags = MDB_NOTLS;
+    if (options.single_file) {
+        flags |= MDB_NOSUBDIR;
+    } else if (auto r = fs::create_private_dir(path); !r) {
+        return r.error();
+    }
+    if (!options.durable) flags |= MDB_NOSYNC;
+    if (int rc = mdb_env_open(state->handle, path.c_str(), flags, options.file_mode))
+        return make_error(call::env_open, rc);
+    env e;
+    e.state_ = std::move(state);
+    return e;
+}
+
+std::size_t env::map_size() const {
+    MDB_envinfo info{};
+    mdb_env_info(handle(), &info);
+    return info.me_mapsize;
+}
+
+std::size_t env::used_size() const {
+    MDB_envinfo info{};
+    mdb_env_info(handle(), &info);
+    MDB_stat st{};
+    mdb_env_stat(handle(), &st);
+    return (info.me_last_pgno + 1) * static_cast<std::size_t>(st.ms_psize);
+}
+
+std::size_t env::open_transactions() const {
+    return state_ ? state_->open_txns.load() : 0;
+}
+
+result<void> env::grow() {
+    if (state_->open_txns.load() != 0) return make_error_code(std::errc::device_or_resource_busy);
+    std::size_t next = map_size() * 2;
+    if (int rc = mdb_env_set_mapsize(handle(), next)) return make_error(call::env_set_mapsize, rc);
+    return {};
+}
+
+result<read_txn> env::begin_read() const {
+    for (int attempt = 0;; ++attempt) {
+        MDB_txn* t = nullptr;
+        int rc = mdb_txn_begin(handle(), nullptr, MDB_RDONLY, &t);
+        // Another process grew the map: adopt its size (mdb_env_set_mapsize doc) and retry.
+        if (rc == MDB_MAP_RESIZED && attempt < 3 && state_->open_txns.load() == 0) {
+            if (int rc2 = mdb_env_set_mapsize(handle(), 0))
+                return make_error(call::env_set_mapsize, rc2);
+            continue;
+        }
+        if (rc) return make_error(call::txn_begin, rc);
+        state_->open_txns.fetch_add(1);
+        return read_txn(state_.get(), t);
+    }
+}
+
+result<write_txn> env::begin_write() {
+    if (state_->open_txns.load() == 0 && used_size() > map_size() / 4 * 3) {
+        if (auto g = grow(); !g) return g.error();
+    }
+    for (int attempt = 0;; ++attempt) {
+        MDB_txn* t = nullptr;
+        int rc = mdb_txn_begin(handle(), nullptr, 0, &t);
+        if (rc == MDB_MAP_RESIZED && attempt < 3 && state_->open_txns.load() == 0) {
+            if (int rc2 = mdb_env_set_mapsize(handle(), 0))
+                return make_error(call::env_set_mapsize, rc2);
+            continue;
+        }
+        if (rc) return make_error(call::txn_begin, rc);
+        state_->open_txns.fetch_add(1);
+        return write_txn(state_.get(), t);
+    }
+}
+
+}  // namespace tandem::journal::lmdb

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/journal/lmdb.hpp"
+
+#include "support/temp_dir.hpp"
+#include "tandem/journal/codec.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+namespace lmdb = tandem::journal::lmdb;
+using tandem::journal::codec::be32;
+using tandem::journal::codec::load_be32;
+using tandem::test::temp_dir;
+
+namespace {
+
+struct lmdb_env : ::testing::Test {
+    temp_dir dir{"tandem-lmdb"};
+    lmdb::env env;
+    lmdb::dbi db;
+
+    void open(lmdb::env_options o = {}) {
+        o.durable = false;
+        auto e = lmdb::env::open(dir / "env", o);
+        ASSERT_TRUE(e) << e.error().message();
+        env = std::move(*e);
+        auto w = env.begin_write();
+        ASSERT_TRUE(w);
+        auto d = lmdb::dbi::open(*w, "test");
+        ASSERT_TRUE(d);
+        db = *d;
+        ASSERT_TRUE(std::move(*w).commit());
+    }
+
+    std::optional<std::string> read(std::string_view key) {
+        auto r = env.begin_read();
+        EXPECT_TRUE(r);
+        auto v = r->get(db, key);
+        EXPECT_TRUE(v);
+        if (!*v) return std::nullopt;
+        return std::string(**v);
+    }
+};
+
+mode_t mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+}
+
+}  // namespace
+
+TEST_F(lmdb_env, commit_makes_writes_visible) {
+    open();
+    auto w = env.begin_write();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->put(db, "k", "v"));
+    auto inside = w->get(db, "k");
+    ASSERT_TRUE(inside && *inside);
+    EXPECT_EQ(**inside, "v");
+    EXPECT_FALSE(read("k"));  // a reader does not see an uncommitted write
+    ASSERT_TRUE(std::move(*w).commit());
+    EXPECT_FALSE(w->active());
+    EXPECT_EQ(read("k"), "v");
+}
+
+TEST_F(lmdb_env, abort_and_destructor_drop_writes) {
+    open();
+    {
+        auto w = env.begin_write();
+        ASSERT_TRUE(w);
+        ASSERT_TRUE(w->put(db, "dropped-by-dtor", "x"));
+    }
+    {
+        auto w = env.begin_write();
+        ASSERT_TRUE(w);
+        ASSERT_TRUE(w->put(db, "aborted", "x"));
+        w->abort();
+        EXPECT_FALSE(w->active());
+    }
+    EXPECT_FALSE(read("dropped-by-dtor"));
+    EXPECT_FALSE(read("aborted"));
+    EXPECT_EQ(env.open_transactions(), 0u);
+}
+
+TEST_F(lmdb_env, moved_transaction_commits_once) {
+    open();
+    auto w = env.begin_write();
+    ASSERT_TRUE(w);
+    lmdb::write_txn moved = std::move(*w);
+    EXPECT_FALSE(w->active());
+    ASSERT_TRUE(moved.put(db, "k", "v"));
+    ASSERT_TRUE(std::move(moved).commit());
+    // Committing a finished transaction is an error, never silently "ok".
+    auto again = std::move(moved).commit();
+    EXPECT_FALSE(again);
+    EXPECT_EQ(read("k"), "v");
+}
+
+TEST_F(lmdb_env, get_missing_is_nullopt_not_error_and_insert_erase_report_presence) {
+    open();
+    auto w = env.begin_write();
+    ASSERT_TRUE(w);
+    auto missing = w->get(db, "nope");
+    ASSERT_TRUE(missing);
+    EXPECT_FALSE(*missing);
+    auto ins = w->insert(db, "k", "1");
+    ASSERT_TRUE(ins);
+    EXPECT_TRUE(*ins);
+    ins = w->insert(db, "k", "2");
+    ASSERT_TRUE(ins);
+    EXPECT_FALSE(*ins);
+    EXPECT_EQ(**w->get(db, "k"), "1");
+    auto er = w->erase(db, "k");
+    ASSERT_TRUE(er);
+    EXPECT_TRUE(*er);
+    er = w->erase(db, "k");
+    ASSERT_TRUE(er);
+    EXPECT_FALSE(*er);
+}
+
+TEST_F(lmdb_env, reopen_reads_back_and_files_are_private) {
+    open();
+    {
+        auto w = env.begin_write();
+        ASSERT_TRUE(w);
+        ASSERT_TRUE(w->put(db, "persist", "yes"));
+        ASSERT_TRUE(std::move(*w).commit());
+    }
+    env = lmdb::env();  // close
+    open();
+    EXPECT_EQ(read("persist"), "yes");
+    EXPECT_EQ(mode_of(dir / "env"), 0700u);
+    EXPECT_EQ(mode_of(dir / "env" / "data.mdb"), 0600u);
+    EXPECT_EQ(mode_of(dir / "env" / "lock.mdb"), 0600u);
+}
+
+TEST_F(lmdb_env, single_file_mode) {
+    auto e = lmdb::env::open(dir / "one.mdb", {.single_file = true});
+    ASSERT_TRUE(e) << e.error().message();
+    EXPECT_TRUE(std::filesystem::is_regular_file(dir / "one.mdb"));
+    EXPECT_EQ(mode_of(dir / "one.mdb"), 0600u);
+}
+
+TEST_F(lmdb_env, error_names_the_failing_call) {
+    open();
+    auto r = env.begin_read();
+    ASSERT_TRUE(r);
+    auto d = lmdb::dbi::open(*r, "no-such-db");
+    ASSERT_FALSE(d);
+    EXPECT_TRUE(lmdb::is_lmdb_error(d.error()));
+    EXPECT_EQ(lmdb::lmdb_rc(d.error()), MDB_NOTFOUND);
+    EXPECT_EQ(d.error().message().rfind("mdb_dbi_open: MDB_NOTFOUND", 0), 0u)
+        << d.error().message();
+
+    auto full = lmdb::make_error(lmdb::call::put, MDB_MAP_FULL);
+    EXPECT_EQ(full.message(), "mdb_put: MDB_MAP_FULL: Environment mapsize limit reached");
+    EXPECT_TRUE(lmdb::is_map_full(full));
+    EXPECT_FALSE(lmdb::is_map_full(lmdb::make_error(lmdb::call::put, MDB_KEYEXIST)));
+    EXPECT_NE(full, lmdb::make_error(lmdb::call::txn_commit, MDB_MAP_FULL));
+    EXPECT_TRUE(lmdb::is_map_full(lmdb::make_error(lmdb::call::txn_commit, MDB_MAP_FULL)));
+    EXPECT_FALSE(lmdb::is_lmdb_error(make_error_code(std::errc::io_error)));
+    EXPECT_EQ(lmdb::lmdb_rc(make_error_code(std::errc::io_error)), 0);
+}
+
+TEST_F(lmdb_env, errno_from_lmdb_compares_equal_to_errc) {
+    auto e = lmdb::env::open(dir / "a-file", {.single_file = true});
+    ASSERT_TRUE(e);
+    auto bad = lmdb::env::open(dir / "a-file" / "sub.mdb", {.single_file = true});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message().rfind("mdb_env_open: ", 0), 0u) << bad.error().message();
+    EXPECT_TRUE(bad.error() == std::errc::not_a_directory) << bad.error().message();
+}
+
+TEST_F(lmdb_env, map_grows_on_map_full_and_write_retries) {
+    lmdb::env_options o;
+    o.map_size = 64 * 1024;  // a few pages: full after some hundred records
+    open(o);
+    const std::size_t start = env.map_size();
+    std::string big(900, 'x');
+    int calls = 0;
+    // One transaction far larger than the map: fails with MAP_FULL, is retried on a
+    // doubled map until it fits.
+    auto r = env.write(
+        [&](lmdb::write_txn& w) -> tandem::result<void> {
+            ++calls;
+            for (std::uint32_t i = 0; i < 2000; ++i) {
+                if (auto p = w.put(db, be32(i), big); !p) return p;
+            }
+            return {};
+        },
+        16);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_GT(calls, 1);
+    EXPECT_GT(env.map_size(), start);
+    auto rt = env.begin_read();
+    ASSERT_TRUE(rt);
+    auto c = rt->open_cursor(db);
+    ASSERT_TRUE(c);
+    std::size_t n = 0;
+    ASSERT_TRUE(c->scan({}, {}, [&](const lmdb::entry& e) {
+        EXPECT_EQ(e.value.size(), big.size());
+        ++n;
+    }));
+    EXPECT_EQ(n, 2000u);
+}
+
+TEST_F(lmdb_env, map_full_without_retry_is_reported_and_grow_needs_no_open_txn) {
+    lmdb::env_options o;
+    o.map_size = 64 * 1024;
+    open(o);
+    auto r = env.write(
+        [&](lmdb::write_txn& w) -> tandem::result<void> {
+            for (std::uint32_t i = 0; i < 2000; ++i) {
+                if (auto p = w.put(db, be32(i), std::string(900, 'y')); !p) return p;
+            }
+            return {};
+        },
+        1);
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(lmdb::is_map_full(r.error())) << r.error().message();
+    EXPECT_NE(r.error().message().find("MDB_MAP_FULL"), std::string::npos);
+
+    auto rt = env.begin_read();
+    ASSERT_TRUE(rt);
+    auto g = env.grow();
+    EXPECT_FALSE(g);
+    EXPECT_EQ(g.error(), std::errc::device_or_resource_busy);
+    rt->release();
+    const auto before = env.map_size();
+    ASSERT_TRUE(env.grow());
+    EXPECT_EQ(env.map_size(), before * 2);
+}
+
+TEST_F(lmdb_env, many_small_commits_grow_the_map_before_it_fills) {
+    lmdb::env_options o;
+    o.map_size = 64 * 1024;
+    open(o);
+    for (std::uint32_t i = 0; i < 3000; ++i) {
+        auto w = env.begin_write();
+        ASSERT_TRUE(w) << w.error().message();
+        ASSERT_TRUE(w->put(db, be32(i), std::string(200, 'z'))) << i;
+        ASSERT_TRUE(std::move(*w).commit()) << i;
+    }
+    EXPECT_GT(env.map_size(), 64u * 1024);
+    auto v = read(be32(2999));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->size(), 200u);
+}
+
+TEST_F(lmdb_env, cursor_ranges) {
+    open();
+    auto w = env.begin_write();
+    ASSERT_TRUE(w);
+    for (std::uint32_t i : {5u, 1u, 300u, 20u, 256u, 7u})
+        ASSERT_TRUE(w->put(db, be32(i), std::to_string(i)));
+    ASSERT_TRUE(w->put(db, "zzzz-other", "other"));
+    auto c = w->open_cursor(db);
+    ASSERT_TRUE(c);
+
+    std::vector<std::uint32_t> seen;
+    ASSERT_TRUE(c->scan(be32(6), be32(300),
+                        [&](const lmdb::entry& e) { seen.push_back(load_be32(e.key)); }));
+    EXPECT_EQ(seen, (std::vector<std::uint32_t>{7, 20, 256}));
+
+    seen.clear();
+    ASSERT_TRUE(c->scan({}, {}, [&](const lmdb::entry& e) {
+        if (e.key.size() == 4) seen.push_back(load_be32(e.key));
+        return seen.size() < 3;  // stop early
+    }));
+    EXPECT_EQ(seen, (std::vector<std::uint32_t>{1, 5, 7}));
+
+    seen.clear();
+    ASSERT_TRUE(c->scan_prefix(std::string("\0\0", 2),
+                               [&](const lmdb::entry& e) { seen.push_back(load_be32(e.key)); }));
+    EXPECT_EQ(seen.size(), 6u);
+
+    auto lb = c->lower_bound(be32(301));
+    ASSERT_TRUE(lb && *lb);
+    EXPECT_EQ((*lb)->key, "zzzz-other");
+    auto exact = c->find(be32(8));
+    ASSERT_TRUE(exact);
+    EXPECT_FALSE(*exact);
+    auto last = c->last();
+    ASSERT_TRUE(last && *last);
+    EXPECT_EQ((*last)->value, "other");
+    auto prev = c->prev();
+    ASSERT_TRUE(prev && *prev);
+    EXPECT_EQ((*prev)->value, "300");
+
+    // A callback's error stops the walk and comes back.
+    int visits = 0;
+    auto err = c->scan({}, {}, [&](const lmdb::entry&) -> tandem::result<void> {
+        ++visits;
+        return make_error_code(std::errc::io_error);
+    });
+    EXPECT_FALSE(err);
+    EXPECT_EQ(visits, 1);
+}
+
+TEST_F(lmdb_env, cursor_erase_then_next_walks_on_across_pages) {
+    open();
+    {
+        auto w = env.begin_write();
+        ASSERT_TRUE(w);
+        for (std::uint32_t i = 0; i < 5000; ++i)
+            ASSERT_TRUE(w->put(db, be32(i), std::string(50, 'v')));
+        ASSERT_TRUE(std::move(*w).commit());
+    }
+    auto w = env.begin_write();
+    ASSERT_TRUE(w);
+    auto c = w->open_cursor(db);
+    ASSERT_TRUE(c);
+    // Erase every even key in one pass.
+    auto e = c->first();
+    std::size_t erased = 0;
+    while (e && *e) {
+        if (load_be32((*e)->key) % 2 == 0) {
+            ASSERT_TRUE(c->erase());
+            ++erased;
+        }
+        e = c->next();
+    }
+    ASSERT_TRUE(e);
+    EXPECT_EQ(erased, 2500u);
+    *c = lmdb::cursor();
+    ASSERT_TRUE(std::move(*w).commit());
+    auto r = env.begin_read();
+    auto rc = r->open_cursor(db);
+    std::size_t odd = 0, total = 0;
+    ASSERT_TRUE(rc->scan({}, {}, [&](const lmdb::entry& x) {
+        ++total;
+        odd += load_be32(x.key) % 2;
+    }));
+    EXPECT_EQ(total, 2500u);
+    EXPECT_EQ(odd, 2500u);
+}
