@@ -204,6 +204,7 @@ struct entry {
     std::string key;
     std::string value;
     unsigned line = 0;
+    bool broken = false;  // reported already; only keeps "missing key" quiet for its key
 };
 
 struct section {
@@ -359,6 +360,10 @@ class loader {
             const std::size_t eq = content.find('=');
             if (eq == std::string_view::npos) {
                 report(number, "expected \"key = value\"");
+                if (!out.empty() && !skipping) {
+                    const std::string_view word = content.substr(0, content.find_first_of(" \t"));
+                    out.back().entries.push_back(entry{std::string(word), {}, number, true});
+                }
                 continue;
             }
             entry e;
@@ -393,9 +398,16 @@ class loader {
                                                   po::variables_map& vm,
                                                   const std::vector<std::string>& elsewhere = {}) {
         std::map<std::string, unsigned> lines;
+        // Keys the user evidently meant (a typo, a line without "="): the mistake is reported
+        // once, not a second time as a missing key.
+        std::map<std::string, unsigned> attempted;
         const auto names = option_names(desc);
         for (const auto& e : s.entries) {
             const std::string where = " in [" + s.header + "]";
+            if (e.broken) {
+                attempted.emplace(e.key, e.line);
+                continue;
+            }
             if (lines.count(e.key)) {
                 report(e.line, "duplicate key \"" + e.key + "\"" + where + " (first on line " +
                                    std::to_string(lines[e.key]) + ")");
@@ -409,8 +421,10 @@ class loader {
                         "password-command, or password-file with mode 600)";
                 else if (std::find(elsewhere.begin(), elsewhere.end(), e.key) != elsewhere.end())
                     msg += " (it belongs to another type of store)";
-                else if (auto guess = detail::closest(e.key, names))
+                else if (auto guess = detail::closest(e.key, names)) {
                     msg += " (did you mean \"" + *guess + "\"?)";
+                    attempted.emplace(*guess, e.line);
+                }
                 report(e.line, msg);
                 continue;
             }
@@ -421,16 +435,16 @@ class loader {
             try {
                 po::store(parsed, vm);
                 lines[e.key] = e.line;
-            } catch (const bad_value& x) {
-                report(e.line, "bad value \"" + e.value + "\" for \"" + e.key + "\"" + where +
-                                   ": " + x.what());
-                lines[e.key] = e.line;  // a duplicate after a bad value is still a duplicate
             } catch (const po::error& x) {
                 report(e.line, "bad value \"" + e.value + "\" for \"" + e.key + "\"" + where +
                                    ": " + x.what());
+                // store() leaves an empty value behind; the key counts as given (no "missing"
+                // report, a second one is a duplicate) but has no value.
+                vm.erase(e.key);
                 lines[e.key] = e.line;
             }
         }
+        for (const auto& [key, line] : attempted) lines.emplace(key, line);
         return lines;
     }
 
@@ -462,6 +476,7 @@ class loader {
         store_names_.insert(s.name);
         auto type = std::find_if(s.entries.begin(), s.entries.end(),
                                  [](const entry& e) { return e.key == "type"; });
+        if (type != s.entries.end() && type->broken) return;  // reported as a bad line
         if (type == s.entries.end()) {
             report(s.line, "missing required key \"type\" in [" + s.header + "] (imap or maildir)");
             return;

@@ -39,19 +39,22 @@ std::string_view trim(std::string_view s) {
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
-    // Keys and names are short; one row of the Levenshtein table is enough.
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    // Optimal string alignment: Levenshtein plus the swap of two neighbours ("hsot"), the
+    // commonest typo. Keys and names are short, so three rows are cheap.
+    std::vector<std::size_t> before(b.size() + 1), above(b.size() + 1), row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) above[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
         row[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
+            row[j] = std::min(
+                {above[j] + 1, row[j - 1] + 1, above[j - 1] + (a[i - 1] != b[j - 1] ? 1u : 0u)});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                row[j] = std::min(row[j], before[j - 2] + 1);
         }
+        before.swap(above);
+        above.swap(row);
     }
-    return row[b.size()];
+    return above[b.size()];
 }
 
 error make_error(std::string text) {
@@ -171,6 +174,7 @@ result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     std::string_view rest = detail::trim(text);
     if (rest.empty()) return bad();
     std::uint64_t total = 0;
+    bool first_part = true;
     while (!rest.empty()) {
         auto n = take_number(rest);
         if (!n) return bad();
@@ -191,7 +195,9 @@ result<std::chrono::milliseconds> parse_duration(std::string_view text) {
             unit = 86'400'000;
         else
             return bad();
-        if (suffix.empty() && !rest.empty()) return bad();
+        // A bare number is seconds only on its own: "5m3" is more likely a typo than 5m3s.
+        if (suffix.empty() && (!rest.empty() || !first_part)) return bad();
+        first_part = false;
         if (*n > (std::uint64_t{1} << 50) / unit) return make_error("duration too long");
         total += *n * unit;
         if (total > (std::uint64_t{1} << 50)) return make_error("duration too long");
