@@ -1,0 +1,759 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/maildir/folder.hpp"
+
+#include "sys_p.hpp"
+#include "tandem/maildir/filename.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <thread>
+
+namespace tandem::maildir {
+namespace {
+
+constexpr std::size_t chunk_size = 64 * 1024;
+constexpr std::size_t message_id_window = 64 * 1024;
+constexpr int scan_attempts = 8;
+constexpr int rename_attempts = 4;
+
+const char* subdir_name(subdir s) {
+    return s == subdir::cur ? "cur" : "new";
+}
+
+struct dir_stamp {
+    std::uint64_t ino = 0;
+    std::int64_t mtime_ns = 0;
+    friend bool operator==(const dir_stamp&, const dir_stamp&) = default;
+};
+
+struct stamps {
+    dir_stamp new_, cur;
+    std::int64_t newest() const { return std::max(new_.mtime_ns, cur.mtime_ns); }
+    friend bool operator==(const stamps&, const stamps&) = default;
+};
+
+result<dir_stamp> stamp_of(const std::filesystem::path& dir) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return sys::from_errno(errno);
+    if (!S_ISDIR(st.st_mode)) return sys::generic(std::errc::not_a_directory);
+    return dir_stamp{static_cast<std::uint64_t>(st.st_ino), sys::to_ns(st.st_mtim)};
+}
+
+std::string format_token(const stamps& s, bool settled) {
+    return "1 " + std::to_string(s.new_.ino) + ' ' + std::to_string(s.new_.mtime_ns) + ' ' +
+           std::to_string(s.cur.ino) + ' ' + std::to_string(s.cur.mtime_ns) +
+           (settled ? " s" : " u");
+}
+
+// nullopt for a token that does not parse or is unsettled: both mean "look again".
+std::optional<stamps> parse_settled_token(std::string_view t) {
+    if (!t.starts_with("1 ") || !t.ends_with(" s")) return std::nullopt;
+    t = t.substr(2, t.size() - 4);
+    stamps s;
+    auto num = [&t](auto& v) {
+        auto sp = t.find(' ');
+        auto field = t.substr(0, sp);
+        auto [p, ec] = std::from_chars(field.data(), field.data() + field.size(), v);
+        t = sp == std::string_view::npos ? std::string_view() : t.substr(sp + 1);
+        return ec == std::errc() && p == field.data() + field.size() && !field.empty();
+    };
+    if (!num(s.new_.ino) || !num(s.new_.mtime_ns) || !num(s.cur.ino) || !num(s.cur.mtime_ns))
+        return std::nullopt;
+    if (!t.empty()) return std::nullopt;
+    return s;
+}
+
+bool valid_system(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return is_known_system_letter(c); });
+}
+bool valid_keywords(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+body_reader memory_reader(std::string_view content) {
+    return [content](std::span<char> b) mutable -> result<std::size_t> {
+        auto n = std::min(b.size(), content.size());
+        std::memcpy(b.data(), content.data(), n);
+        content.remove_prefix(n);
+        return n;
+    };
+}
+
+long default_write(int fd, const void* data, std::size_t size) {
+    return ::write(fd, data, size);
+}
+
+}  // namespace
+
+// ---- message_file
+
+message_file::message_file(int fd, std::uint64_t size, std::string file_name)
+    : fd_(fd), size_(size), file_name_(std::move(file_name)) {}
+
+message_file::~message_file() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+message_file::message_file(message_file&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), size_(o.size_), file_name_(std::move(o.file_name_)) {}
+
+message_file& message_file::operator=(message_file&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = std::exchange(o.fd_, -1);
+        size_ = o.size_;
+        file_name_ = std::move(o.file_name_);
+    }
+    return *this;
+}
+
+result<std::size_t> message_file::read(std::span<char> buffer) {
+    for (;;) {
+        ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno != EINTR) return sys::from_errno(errno);
+    }
+}
+
+result<std::string> message_file::read_all() {
+    std::string out;
+    out.reserve(size_);
+    char buf[chunk_size];
+    for (;;) {
+        auto n = read(buf);
+        if (!n) return n.error();
+        if (*n == 0) return out;
+        out.append(buf, *n);
+    }
+}
+
+// ---- folder
+
+folder::folder(std::filesystem::path dir, folder_options options)
+    : dir_(std::move(dir)), options_(options) {}
+
+bool folder::exists(const std::filesystem::path& dir) {
+    struct stat st {};
+    return ::stat((dir / "cur").c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+           ::stat((dir / "new").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+error_code folder::fail(std::string_view what, const std::filesystem::path& p,
+                        const error_code& ec) {
+    last_error_ = sys::describe(what, p, ec);
+    return ec;
+}
+
+error_code folder::fail_errno(std::string_view what, const std::filesystem::path& p, int e) {
+    return fail(what, p, sys::from_errno(e));
+}
+
+result<folder> folder::create(const std::filesystem::path& dir, bool maildirfolder_marker,
+                              folder_options options) {
+    folder f(dir, options);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return f.fail("create", dir, error_code(ec.value(), boost::system::generic_category()));
+    // cur/ last: a folder is a directory with cur/ and new/, so a crash in between leaves a
+    // directory that is not listed and that the next create() completes.
+    for (const char* sub : {"tmp", "new", "cur"}) {
+        auto p = dir / sub;
+        if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST)
+            return f.fail_errno("mkdir", p, errno);
+    }
+    if (maildirfolder_marker) {
+        auto p = dir / "maildirfolder";
+        sys::fd m(::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+        if (!m) return f.fail_errno("create", p, errno);
+    }
+    if (options.fsync) {
+        if (auto r = sys::fsync_path(dir, true); !r) return f.fail("fsync", dir, r.error());
+        if (auto r = sys::fsync_path(dir.parent_path(), true); !r)
+            return f.fail("fsync", dir.parent_path(), r.error());
+    }
+    return f;
+}
+
+std::filesystem::path folder::file_path(const location& l) const {
+    return dir_ / subdir_name(l.subdir) / l.file_name;
+}
+
+result<std::string> folder::change_token() const {
+    auto n = stamp_of(dir_ / "new");
+    if (!n) return n.error();
+    auto c = stamp_of(dir_ / "cur");
+    if (!c) return c.error();
+    stamps s{*n, *c};
+    auto settle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.settle).count();
+    return format_token(s, sys::now_ns() - s.newest() >= settle_ns);
+}
+
+result<bool> folder::changed_since(std::string_view token) const {
+    auto old = parse_settled_token(token);
+    if (!old) return true;
+    auto n = stamp_of(dir_ / "new");
+    if (!n) return result<bool>(boost::system::in_place_error, n.error());
+    auto c = stamp_of(dir_ / "cur");
+    if (!c) return result<bool>(boost::system::in_place_error, c.error());
+    return !(stamps{*n, *c} == *old);
+}
+
+result<scan_result> folder::scan(scan_mode mode) {
+    const auto settle_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(options_.settle).count();
+    bool waited = false;
+    for (int attempt = 0; attempt < scan_attempts; ++attempt) {
+        auto n0 = stamp_of(dir_ / "new");
+        if (!n0) return fail("stat", dir_ / "new", n0.error());
+        auto c0 = stamp_of(dir_ / "cur");
+        if (!c0) return fail("stat", dir_ / "cur", c0.error());
+        stamps before{*n0, *c0};
+        auto age = sys::now_ns() - before.newest();
+        if (age < settle_ns && !(age < 0 && waited)) {
+            // A change in the same tick as this mtime would not move it, and we could miss a
+            // file that readdir skipped: wait until the tick is over (mbsync does the same).
+            // A time stamp in the future (clock skew) is waited for once, not forever.
+            auto wait = age < 0 ? settle_ns : settle_ns - age;
+            std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+            waited = true;
+            continue;
+        }
+        bool settled = age >= settle_ns;
+
+        scan_result out;
+        std::unordered_map<std::string, std::size_t> index;
+        bool listing_failed = false;
+        for (subdir sd : {subdir::new_, subdir::cur}) {
+            auto dir = dir_ / subdir_name(sd);
+            auto names = sys::list_dir(dir);
+            if (!names) {
+                if (names.error() == std::errc::no_such_file_or_directory) {
+                    listing_failed = true;  // the folder went away or is being replaced
+                    break;
+                }
+                return fail("list", dir, names.error());
+            }
+            sys::fd dfd;
+            if (mode == scan_mode::full) {
+                dfd = sys::fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+                if (!dfd) return fail_errno("open", dir, errno);
+            }
+            for (auto& name : *names) {
+                if (name.empty() || name.front() == '.') continue;
+                auto fn = parse_name(name, options_.separator);
+                entry e;
+                e.subdir = sd;
+                e.system = fn.flags_info ? fn.system : std::string();
+                e.keywords = fn.flags_info ? fn.keywords : std::string();
+                e.base = std::move(fn.base);
+                if (auto s = size_hint(e.base)) e.size = *s;
+                if (mode == scan_mode::full) {
+                    struct stat st {};
+                    if (::fstatat(dfd.get(), name.c_str(), &st, 0) != 0) {
+                        if (errno == ENOENT) continue;  // renamed or removed: the after-stat tells
+                        return fail_errno("stat", dir / name, errno);
+                    }
+                    if (!S_ISREG(st.st_mode)) continue;
+                    if (!size_hint(e.base)) e.size = static_cast<std::uint64_t>(st.st_size);
+                    e.mtime = st.st_mtim.tv_sec;
+                }
+                e.file_name = std::move(name);
+                auto [it, fresh] = index.try_emplace(e.base, out.entries.size());
+                if (fresh)
+                    out.entries.push_back(std::move(e));
+                else if (sd == subdir::cur)
+                    out.entries[it->second] = std::move(e);  // in both: the cur/ one is newer
+            }
+        }
+        if (listing_failed) continue;
+        auto n1 = stamp_of(dir_ / "new");
+        if (!n1) return fail("stat", dir_ / "new", n1.error());
+        auto c1 = stamp_of(dir_ / "cur");
+        if (!c1) return fail("stat", dir_ / "cur", c1.error());
+        if (!(stamps{*n1, *c1} == before)) continue;  // somebody messed with it meanwhile
+
+        cache_.clear();
+        for (const auto& e : out.entries) cache_[e.base] = location{e.subdir, e.file_name};
+        out.token = format_token(before, settled);
+        return out;
+    }
+    last_error_ = "scan " + dir_.string() + ": the folder kept changing during " +
+                  std::to_string(scan_attempts) + " listings";
+    return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+result<void> folder::relist() {
+    for (int attempt = 0; attempt < scan_attempts; ++attempt) {
+        auto n0 = stamp_of(dir_ / "new");
+        if (!n0) return fail("stat", dir_ / "new", n0.error());
+        auto c0 = stamp_of(dir_ / "cur");
+        if (!c0) return fail("stat", dir_ / "cur", c0.error());
+        std::unordered_map<std::string, location> found;
+        for (subdir sd : {subdir::new_, subdir::cur}) {
+            auto dir = dir_ / subdir_name(sd);
+            auto names = sys::list_dir(dir);
+            if (!names) return fail("list", dir, names.error());
+            for (auto& name : *names) {
+                if (name.empty() || name.front() == '.') continue;
+                auto base = parse_name(name, options_.separator).base;
+                auto it = found.find(base);
+                if (it == found.end() || sd == subdir::cur)
+                    found[base] = location{sd, std::move(name)};
+            }
+        }
+        auto n1 = stamp_of(dir_ / "new");
+        if (!n1) return fail("stat", dir_ / "new", n1.error());
+        auto c1 = stamp_of(dir_ / "cur");
+        if (!c1) return fail("stat", dir_ / "cur", c1.error());
+        if (!(stamps{*n1, *c1} == stamps{*n0, *c0})) continue;
+        cache_ = std::move(found);
+        return {};
+    }
+    last_error_ = "list " + dir_.string() + ": the folder kept changing";
+    return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+result<std::optional<folder::location>> folder::locate(std::string_view base, bool fresh) {
+    auto key = std::string(base);
+    if (!fresh) {
+        auto it = cache_.find(key);
+        if (it != cache_.end()) return std::optional<location>(it->second);
+    }
+    if (auto r = relist(); !r) return r.error();
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return std::optional<location>();
+    return std::optional<location>(it->second);
+}
+
+result<std::optional<entry>> folder::find(std::string_view base) {
+    for (int attempt = 0; attempt < rename_attempts; ++attempt) {
+        auto loc = locate(base, attempt > 0);
+        if (!loc) return loc.error();
+        if (!*loc) return std::optional<entry>();
+        auto p = file_path(**loc);
+        struct stat st {};
+        if (::stat(p.c_str(), &st) != 0) {
+            if (errno == ENOENT) continue;
+            return fail_errno("stat", p, errno);
+        }
+        auto fn = parse_name((*loc)->file_name, options_.separator);
+        entry e;
+        e.base = fn.base;
+        e.subdir = (*loc)->subdir;
+        e.file_name = (*loc)->file_name;
+        if (fn.flags_info) {
+            e.system = fn.system;
+            e.keywords = fn.keywords;
+        }
+        e.size = size_hint(fn.base).value_or(static_cast<std::uint64_t>(st.st_size));
+        e.mtime = st.st_mtim.tv_sec;
+        return std::optional<entry>(std::move(e));
+    }
+    return std::optional<entry>();
+}
+
+result<outcome> folder::set_flags(std::string_view base, std::string_view system,
+                                  std::string_view keywords) {
+    if (!valid_system(system) || !valid_keywords(keywords)) {
+        last_error_ = "set flags: invalid flag letters \"" + std::string(system) +
+                      std::string(keywords) + "\"";
+        return errc::invalid_argument;
+    }
+    for (int attempt = 0; attempt < rename_attempts; ++attempt) {
+        auto loc = locate(base, attempt > 0);
+        if (!loc) return loc.error();
+        if (!*loc) return outcome::gone;
+        auto fn = parse_name((*loc)->file_name, options_.separator);
+        file_name target;
+        target.base = fn.base;
+        target.has_info = true;
+        target.system = std::string(system);
+        if (fn.flags_info) {
+            for (char c : fn.system)
+                if (!is_known_system_letter(c)) target.system += c;
+            target.rest = fn.rest;
+        }
+        target.keywords = std::string(keywords);
+        auto name = format_name(target, options_.separator);
+        if ((*loc)->subdir == subdir::cur && name == (*loc)->file_name) return outcome::done;
+        auto from = file_path(**loc);
+        auto to = dir_ / "cur" / name;
+        if (::rename(from.c_str(), to.c_str()) != 0) {
+            if (errno == ENOENT) continue;  // renamed by someone else: look again
+            return fail_errno("rename", from, errno);
+        }
+        ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
+        dirty_cur_ = true;
+        cache_[fn.base] = location{subdir::cur, std::move(name)};
+        return outcome::done;
+    }
+    last_error_ =
+        "set flags " + std::string(base) + " in " + dir_.string() + ": the file kept being renamed";
+    return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+result<outcome> folder::remove(std::string_view base) {
+    for (int attempt = 0; attempt < rename_attempts; ++attempt) {
+        auto loc = locate(base, attempt > 0);
+        if (!loc) return loc.error();
+        if (!*loc) return outcome::gone;
+        auto p = file_path(**loc);
+        if (::unlink(p.c_str()) != 0) {
+            if (errno == ENOENT) continue;
+            return fail_errno("unlink", p, errno);
+        }
+        ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
+        cache_.erase(std::string(base));
+        return outcome::done;
+    }
+    last_error_ =
+        "remove " + std::string(base) + " in " + dir_.string() + ": the file kept being renamed";
+    return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+result<outcome> folder::move_to(std::string_view base, folder& to,
+                                std::optional<std::string_view> system,
+                                std::optional<std::string_view> keywords) {
+    if ((system && !valid_system(*system)) || (keywords && !valid_keywords(*keywords))) {
+        last_error_ = "move: invalid flag letters";
+        return errc::invalid_argument;
+    }
+    for (int attempt = 0; attempt < rename_attempts; ++attempt) {
+        auto loc = locate(base, attempt > 0);
+        if (!loc) return loc.error();
+        if (!*loc) return outcome::gone;
+        auto fn = parse_name((*loc)->file_name, options_.separator);
+        file_name target;
+        target.base = fn.base;
+        target.has_info = true;
+        if (fn.flags_info) {
+            target.system = fn.system;
+            target.keywords = fn.keywords;
+            target.rest = fn.rest;
+        }
+        if (system) {
+            std::string s(*system);
+            for (char c : target.system)
+                if (!is_known_system_letter(c)) s += c;
+            target.system = std::move(s);
+        }
+        if (keywords) target.keywords = std::string(*keywords);
+        auto name = format_name(target, to.options_.separator);
+        auto from = file_path(**loc);
+        auto dest = to.dir_ / "cur" / name;
+        if (::rename(from.c_str(), dest.c_str()) != 0) {
+            int e = errno;
+            if (e == ENOENT && !folder::exists(to.dir_)) return fail_errno("rename to", dest, e);
+            if (e == ENOENT) continue;
+            return fail_errno("rename", from, e);
+        }
+        ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
+        to.dirty_cur_ = true;
+        cache_.erase(std::string(base));
+        to.cache_[fn.base] = location{subdir::cur, std::move(name)};
+        return outcome::done;
+    }
+    last_error_ =
+        "move " + std::string(base) + " from " + dir_.string() + ": the file kept being renamed";
+    return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+result<std::optional<message_file>> folder::open(std::string_view base) {
+    for (int attempt = 0; attempt < rename_attempts; ++attempt) {
+        auto loc = locate(base, attempt > 0);
+        if (!loc) return loc.error();
+        if (!*loc) return std::optional<message_file>();
+        auto p = file_path(**loc);
+        sys::fd f(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!f) {
+            if (errno == ENOENT) continue;
+            return fail_errno("open", p, errno);
+        }
+        struct stat st {};
+        if (::fstat(f.get(), &st) != 0) return fail_errno("stat", p, errno);
+        return std::optional<message_file>(
+            message_file(f.release(), static_cast<std::uint64_t>(st.st_size), (*loc)->file_name));
+    }
+    return std::optional<message_file>();
+}
+
+result<std::optional<std::string>> folder::message_id(std::string_view base) {
+    auto f = open(base);
+    if (!f) return f.error();
+    if (!*f) return std::optional<std::string>();
+    std::string head(message_id_window, '\0');
+    std::size_t have = 0;
+    while (have < head.size()) {
+        auto n = (*f)->read(std::span<char>(head.data() + have, head.size() - have));
+        if (!n) return fail("read", dir_ / (*f)->file_name(), n.error());
+        if (*n == 0) break;
+        have += *n;
+    }
+    head.resize(have);
+    return find_message_id(head);
+}
+
+result<void> folder::sync() {
+    if (!options_.fsync) {
+        dirty_new_ = dirty_cur_ = false;
+        return {};
+    }
+    for (auto [flag, name] : {std::pair{&dirty_new_, "new"}, std::pair{&dirty_cur_, "cur"}}) {
+        if (!*flag) continue;
+        if (auto r = sys::fsync_path(dir_ / name, true); !r)
+            return fail("fsync", dir_ / name, r.error());
+        *flag = false;
+    }
+    return {};
+}
+
+// ---- delivery
+
+result<void> folder::finish_tmp(int fd, const std::filesystem::path& tmp, const new_message& m,
+                                bool sync) {
+    if (m.internal_date != 0) {
+        // mtime is the INTERNALDATE (Dovecot and mbsync agree); set after the last write,
+        // which would move it again.
+        struct timespec times[2] = {{static_cast<time_t>(m.internal_date), 0},
+                                    {static_cast<time_t>(m.internal_date), 0}};
+        if (::futimens(fd, times) != 0) return fail_errno("utime", tmp, errno);
+    }
+    if (sync && ::fsync(fd) != 0) return fail_errno("fsync", tmp, errno);
+    return {};
+}
+
+result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const new_message& m,
+                                                  bool sync) {
+    if (!valid_system(m.system) || !valid_keywords(m.keywords)) {
+        last_error_ = "deliver: invalid flag letters \"" + m.system + m.keywords + "\"";
+        return errc::invalid_argument;
+    }
+    auto write = options_.write ? options_.write : &default_write;
+    std::string tmp_name;
+    std::filesystem::path tmp;
+    sys::fd f;
+    for (int attempt = 0; attempt < 16 && !f; ++attempt) {
+        tmp_name = format_unique(next_unique_parts(), std::nullopt, options_.separator);
+        tmp = dir_ / "tmp" / tmp_name;
+        f = sys::fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!f && errno != EEXIST) return fail_errno("create", tmp, errno);
+    }
+    if (!f) return fail_errno("create", tmp, EEXIST);
+
+    auto abandon = [&](error_code ec) {
+        f.reset();
+        ::unlink(tmp.c_str());
+        return ec;
+    };
+    std::vector<char> buf(chunk_size);
+    std::uint64_t size = 0;
+    for (;;) {
+        auto n = body(std::span<char>(buf));
+        if (!n) {
+            last_error_ = "deliver into " + dir_.string() +
+                          ": reading the message failed: " + n.error().message();
+            return abandon(n.error());
+        }
+        if (*n == 0) break;
+        for (std::size_t off = 0; off < *n;) {
+            long w = write(f.get(), buf.data() + off, *n - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) return abandon(fail_errno("write", tmp, errno));
+            off += static_cast<std::size_t>(w);
+        }
+        size += *n;
+    }
+    if (auto r = finish_tmp(f.get(), tmp, m, sync); !r) return abandon(r.error());
+    // Quota and NFS write errors may surface only at close.
+    if (int e = f.close(); e != 0) return abandon(fail_errno("close", tmp, e));
+    std::string base = tmp_name + ",S=" + std::to_string(size);
+    auto final_name = cur_name(base, m.system, m.keywords, options_.separator);
+    return delivery_batch::pending{std::move(tmp_name), std::move(base), std::move(final_name)};
+}
+
+result<delivery_batch::pending> folder::adopt_tmp(const std::filesystem::path& spool,
+                                                  const new_message& m, bool sync) {
+    if (!valid_system(m.system) || !valid_keywords(m.keywords)) {
+        last_error_ = "deliver: invalid flag letters \"" + m.system + m.keywords + "\"";
+        return errc::invalid_argument;
+    }
+    std::string tmp_name;
+    std::filesystem::path tmp;
+    bool linked = false;
+    for (int attempt = 0; attempt < 16 && !linked; ++attempt) {
+        tmp_name = format_unique(next_unique_parts(), std::nullopt, options_.separator);
+        tmp = dir_ / "tmp" / tmp_name;
+        // link(2), not rename(2): it fails on an existing name as O_EXCL does.
+        if (::link(spool.c_str(), tmp.c_str()) == 0) {
+            linked = true;
+        } else if (errno != EEXIST) {
+            if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP) break;
+            return fail_errno("link", spool, errno);
+        }
+    }
+    if (!linked) {
+        // Another file system: copy, and leave the spool file to its owner.
+        sys::fd in(::open(spool.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) return fail_errno("open", spool, errno);
+        int infd = in.get();
+        body_reader reader = [infd](std::span<char> b) -> result<std::size_t> {
+            for (;;) {
+                ssize_t n = ::read(infd, b.data(), b.size());
+                if (n >= 0) return static_cast<std::size_t>(n);
+                if (errno != EINTR) return sys::from_errno(errno);
+            }
+        };
+        return write_tmp(reader, m, sync);
+    }
+    ::unlink(spool.c_str());
+    sys::fd f(::open(tmp.c_str(), O_RDWR | O_CLOEXEC));
+    auto abandon = [&](error_code ec) {
+        f.reset();
+        ::unlink(tmp.c_str());
+        return ec;
+    };
+    if (!f) return abandon(fail_errno("open", tmp, errno));
+    struct stat st {};
+    if (::fstat(f.get(), &st) != 0) return abandon(fail_errno("stat", tmp, errno));
+    if (::fchmod(f.get(), 0600) != 0) return abandon(fail_errno("chmod", tmp, errno));
+    if (auto r = finish_tmp(f.get(), tmp, m, sync); !r) return abandon(r.error());
+    if (int e = f.close(); e != 0) return abandon(fail_errno("close", tmp, e));
+    std::string base = tmp_name + ",S=" + std::to_string(st.st_size);
+    auto final_name = cur_name(base, m.system, m.keywords, options_.separator);
+    return delivery_batch::pending{std::move(tmp_name), std::move(base), std::move(final_name)};
+}
+
+result<std::string> folder::deliver(std::string_view content, const new_message& m) {
+    return deliver(memory_reader(content), m);
+}
+
+result<std::string> folder::deliver(const body_reader& body, const new_message& m) {
+    // One file: fsync while the descriptor is still open, rather than reopen it in commit().
+    auto p = write_tmp(body, m, options_.fsync);
+    if (!p) return p.error();
+    p->synced = true;
+    delivery_batch b(*this);
+    b.pending_.push_back(std::move(*p));
+    auto done = b.commit();
+    if (!done) return done.error();
+    return std::move(done->front());
+}
+
+// ---- delivery_batch
+
+delivery_batch::~delivery_batch() {
+    discard();
+}
+
+void delivery_batch::discard() {
+    if (!folder_) return;
+    for (const auto& p : pending_) ::unlink((folder_->dir_ / "tmp" / p.tmp_name).c_str());
+    pending_.clear();
+}
+
+result<void> delivery_batch::add(std::string_view content, const new_message& m) {
+    return add(memory_reader(content), m);
+}
+
+result<void> delivery_batch::add(const body_reader& body, const new_message& m) {
+    auto p = folder_->write_tmp(body, m, false);
+    if (!p) return p.error();
+    pending_.push_back(std::move(*p));
+    return {};
+}
+
+result<void> delivery_batch::add_file(const std::filesystem::path& spool, const new_message& m) {
+    auto p = folder_->adopt_tmp(spool, m, false);
+    if (!p) return p.error();
+    pending_.push_back(std::move(*p));
+    return {};
+}
+
+result<std::vector<std::string>> delivery_batch::commit() {
+    folder& f = *folder_;
+    committed_.clear();
+    if (f.options_.fsync) {
+        for (const auto& p : pending_) {
+            if (p.synced) continue;
+            auto tmp = f.dir_ / "tmp" / p.tmp_name;
+            if (auto r = sys::fsync_path(tmp, false); !r) {
+                auto ec = f.fail("fsync", tmp, r.error());
+                discard();
+                return ec;
+            }
+        }
+    }
+    std::size_t i = 0;
+    for (; i < pending_.size(); ++i) {
+        const auto& p = pending_[i];
+        auto tmp = f.dir_ / "tmp" / p.tmp_name;
+        auto dest = f.dir_ / "cur" / p.final_name;
+        if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+            auto ec = f.fail_errno("rename", tmp, errno);
+            pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i));
+            discard();
+            if (f.options_.fsync) (void)sys::fsync_path(f.dir_ / "cur", true);
+            return ec;
+        }
+        f.cache_[p.base] = folder::location{subdir::cur, p.final_name};
+        committed_.push_back(p.base);
+    }
+    pending_.clear();
+    if (f.options_.fsync) {
+        if (auto r = sys::fsync_path(f.dir_ / "cur", true); !r)
+            return f.fail("fsync", f.dir_ / "cur", r.error());
+    }
+    return committed_;
+}
+
+// ---- header
+
+std::optional<std::string> find_message_id(std::string_view header) {
+    std::optional<std::string> value;
+    bool in_field = false;
+    while (!header.empty()) {
+        auto nl = header.find('\n');
+        auto line = header.substr(0, nl);
+        header = nl == std::string_view::npos ? std::string_view() : header.substr(nl + 1);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) break;  // end of the header
+        if (line.front() == ' ' || line.front() == '\t') {
+            if (in_field) *value += line;  // RFC 5322 2.2.3: unfolding drops only the CRLF
+            continue;
+        }
+        if (in_field) break;
+        auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        auto fname = line.substr(0, colon);
+        while (!fname.empty() && (fname.back() == ' ' || fname.back() == '\t'))
+            fname.remove_suffix(1);
+        if (iequals(fname, "Message-ID")) {
+            value = std::string(line.substr(colon + 1));
+            in_field = true;
+        }
+    }
+    if (!value) return std::nullopt;
+    auto& v = *value;
+    auto ws = [](char c) { return c == ' ' || c == '\t'; };
+    while (!v.empty() && ws(v.back())) v.pop_back();
+    auto first = std::find_if_not(v.begin(), v.end(), ws);
+    v.erase(v.begin(), first);
+    if (v.empty()) return std::nullopt;
+    return value;
+}
+
+}  // namespace tandem::maildir
