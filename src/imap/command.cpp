@@ -484,9 +484,9 @@ command select_like(std::string name, std::string_view mailbox, const select_opt
     return c;
 }
 
-command set_and_mailbox(std::string name, std::string_view uid_set, std::string_view mailbox) {
+command set_and_mailbox(std::string name, std::string_view uids, std::string_view mailbox) {
     command c(std::move(name));
-    c.add(argument::raw(std::string(uid_set)));
+    c.add(argument::raw(std::string(uids)));
     c.add(argument::mailbox(std::string(mailbox)));
     return c;
 }
@@ -652,10 +652,10 @@ command examine(std::string_view mailbox, const select_options& o) {
     return select_like("EXAMINE", mailbox, o);
 }
 
-command uid_fetch(std::string_view uid_set, const std::vector<std::string>& items,
+command uid_fetch(std::string_view uids, const std::vector<std::string>& items,
                   std::optional<changed_since> since) {
     command c("UID FETCH");
-    c.add(argument::raw(std::string(uid_set)));
+    c.add(argument::raw(std::string(uids)));
     c.add(raw_list(items));
     if (since) {
         std::vector<argument> mods{argument::atom("CHANGEDSINCE"), argument::number(since->modseq)};
@@ -675,10 +675,10 @@ command uid_search(std::vector<argument> criteria, const std::vector<std::string
     return c;
 }
 
-command uid_store(std::string_view uid_set, store_mode mode, const mail::flag_set& flags,
-                  bool silent, std::optional<mail::modseq> unchanged_since) {
+command uid_store(std::string_view uids, store_mode mode, const mail::flag_set& flags, bool silent,
+                  std::optional<mail::modseq> unchanged_since) {
     command c("UID STORE");
-    c.add(argument::raw(std::string(uid_set)));
+    c.add(argument::raw(std::string(uids)));
     if (unchanged_since)
         c.add(
             argument::list({argument::atom("UNCHANGEDSINCE"), argument::number(*unchanged_since)}));
@@ -708,17 +708,17 @@ result<command> append(std::string_view mailbox, const std::vector<append_messag
     return c;
 }
 
-command uid_move(std::string_view uid_set, std::string_view mailbox) {
-    return set_and_mailbox("UID MOVE", uid_set, mailbox);
+command uid_move(std::string_view uids, std::string_view mailbox) {
+    return set_and_mailbox("UID MOVE", uids, mailbox);
 }
 
-command uid_copy(std::string_view uid_set, std::string_view mailbox) {
-    return set_and_mailbox("UID COPY", uid_set, mailbox);
+command uid_copy(std::string_view uids, std::string_view mailbox) {
+    return set_and_mailbox("UID COPY", uids, mailbox);
 }
 
-command uid_expunge(std::string_view uid_set) {
+command uid_expunge(std::string_view uids) {
     command c("UID EXPUNGE");
-    c.add(argument::raw(std::string(uid_set)));
+    c.add(argument::raw(std::string(uids)));
     return c;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "tandem/imap/datetime.hpp"
+#include "tandem/imap/uid_set.hpp"
 #include "tandem/mail/types.hpp"
 #include "tandem/util/error.hpp"
 
@@ -234,7 +235,7 @@ struct changed_since {
     mail::modseq modseq = 0;
     bool vanished = false;
 };
-command uid_fetch(std::string_view uid_set, const std::vector<std::string>& items,
+command uid_fetch(std::string_view uids, const std::vector<std::string>& items,
                   std::optional<changed_since> since = {});
 
 // UID SEARCH [RETURN (options)] criteria (RFC 4731 ESEARCH when return_options is given).
@@ -243,7 +244,7 @@ command uid_search(std::vector<argument> criteria,
 
 // UID STORE set [(UNCHANGEDSINCE n)] (+|-)FLAGS[.SILENT] (flags) (RFC 7162 section 3.1.3).
 enum class store_mode { add, remove, replace };
-command uid_store(std::string_view uid_set, store_mode mode, const mail::flag_set& flags,
+command uid_store(std::string_view uids, store_mode mode, const mail::flag_set& flags,
                   bool silent = true, std::optional<mail::modseq> unchanged_since = {});
 
 // APPEND mailbox 1*([flags] [date-time] literal): one message, or several with MULTIAPPEND
@@ -256,14 +257,34 @@ struct append_message {
 };
 result<command> append(std::string_view mailbox, const std::vector<append_message>& messages);
 
-command uid_move(std::string_view uid_set, std::string_view mailbox);
-command uid_copy(std::string_view uid_set, std::string_view mailbox);
-command uid_expunge(std::string_view uid_set);
+command uid_move(std::string_view uids, std::string_view mailbox);
+command uid_copy(std::string_view uids, std::string_view mailbox);
+command uid_expunge(std::string_view uids);
 // CREATE mailbox [(USE (\Sent ...))] (RFC 6154 section 5.2).
 command create(std::string_view mailbox, const std::vector<std::string>& special_use = {});
 command delete_mailbox(std::string_view mailbox);
 command rename(std::string_view from, std::string_view to);
 command subscribe(std::string_view mailbox);
+
+// The same with a uid_set; an empty set makes a command that fails to serialise (no command
+// may name no message), so check for emptiness before building one.
+inline command uid_fetch(const uid_set& uids, const std::vector<std::string>& items,
+                         std::optional<changed_since> since = {}) {
+    return uid_fetch(uids.to_string(), items, since);
+}
+inline command uid_store(const uid_set& uids, store_mode mode, const mail::flag_set& flags,
+                         bool silent = true, std::optional<mail::modseq> unchanged_since = {}) {
+    return uid_store(uids.to_string(), mode, flags, silent, unchanged_since);
+}
+inline command uid_move(const uid_set& uids, std::string_view mailbox) {
+    return uid_move(uids.to_string(), mailbox);
+}
+inline command uid_copy(const uid_set& uids, std::string_view mailbox) {
+    return uid_copy(uids.to_string(), mailbox);
+}
+inline command uid_expunge(const uid_set& uids) {
+    return uid_expunge(uids.to_string());
+}
 
 }  // namespace cmd
 }  // namespace tandem::imap
