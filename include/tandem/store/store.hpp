@@ -59,11 +59,13 @@ struct mailbox_changes {
     std::vector<mail::uid> vanished;
 };
 
-// A message body in transit: small ones in memory, large ones in a spool file that the
-// receiver may take over (rename) or read.
+// A message body in transit: small ones in memory, large ones in a file. A `temporary`
+// file is a spool file that the receiver takes over (renames into place, or deletes once
+// it has read it); any other file belongs to its store and is only read.
 struct message_body {
     std::string data;                // used when `file` is empty
     std::filesystem::path file;
+    bool temporary = false;
     std::uint64_t size = 0;
 };
 
