@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+// An IMAP session over a net::connection: greeting, STARTTLS, authentication, ENABLE, ID,
+// COMPRESS, then commands. The API blocks (each sync worker owns one session in its own
+// thread); inside, commands are pipelined: send() queues a command and returns its tag,
+// wait() reads until that tag's completion, routing untagged data to the command it belongs
+// to and keeping unsolicited mailbox updates (FETCH FLAGS, EXPUNGE, VANISHED, EXISTS) in a
+// queue that the caller drains. Not thread-safe; one thread at a time.
+#pragma once
+
+#include "tandem/imap/command.hpp"
+#include "tandem/imap/parser.hpp"
+#include "tandem/imap/response.hpp"
+#include "tandem/imap/uid_set.hpp"
+#include "tandem/mail/types.hpp"
+#include "tandem/net/connection.hpp"
+#include "tandem/util/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tandem::client {
+
+enum class auth_mechanism {
+    automatic,    // AUTHENTICATE PLAIN when offered, else LOGIN
+    login,        // the LOGIN command
+    plain,        // AUTHENTICATE PLAIN (RFC 4616), SASL-IR when offered (RFC 4959)
+    xoauth2,      // Google's XOAUTH2; the secret is the access token
+    oauthbearer,  // RFC 7628; the secret is the access token
+};
+
+enum class compress_mode {
+    no,
+    yes,
+    automatic,  // on unless the peer is a loopback address or a tunnel
+};
+
+enum class trace_direction { client, server, info };
+// Receives protocol lines without CRLF. Client lines are the builder's redacted form: no
+// password, token or SASL response ever reaches it.
+using trace_function = std::function<void(trace_direction, std::string_view)>;
+
+struct endpoint {
+    std::string host;
+    std::uint16_t port = 993;
+    net::tls_mode tls = net::tls_mode::implicit;
+    std::vector<std::string> tunnel;  // argv; when set, host/port/tls are not used
+    std::string ca_file;
+    std::string fingerprint;
+    std::string user;
+    auth_mechanism auth = auth_mechanism::automatic;
+    std::string secret;  // password or token; never logged
+    std::chrono::milliseconds connect_timeout{30'000};
+    std::chrono::milliseconds read_timeout{120'000};
+    compress_mode compress = compress_mode::automatic;
+    // Capabilities to act as if the server lacked ("QRESYNC" for iCloud, "MOVE" to test the
+    // fall-back), case-insensitive. "LITERAL+" masks LITERAL+ only.
+    std::vector<std::string> disabled_capabilities;
+    // ID (RFC 2971) fields sent after login when the server offers ID; empty: no ID.
+    std::vector<std::pair<std::string, std::string>> id = {{"name", "tandem"},
+                                                           {"version", "0.1.0"}};
+    trace_function trace;
+};
+
+// The tagged response that ended a command.
+struct completion {
+    imap::condition status = imap::condition::ok;
+    std::optional<imap::response_code> code;
+    std::string text;
+    // "[OVERQUOTA] Quota exceeded (mailbox for user is full)"
+    std::string describe() const;
+};
+
+// An untagged response that no command claimed, with the mailbox selected when it came.
+struct unsolicited {
+    std::string mailbox;  // UTF-8 name
+    imap::response data;  // fetch_data, vanished_data, expunge_data or exists_data
+};
+
+struct list_entry {
+    std::string raw_name;      // as the server sent it
+    std::string name;          // UTF-8 (decoded from modified UTF-7 unless UTF8=ACCEPT)
+    bool name_decoded = true;  // false: the raw name did not decode and `name` is the raw one
+    std::optional<char> delimiter;
+    std::vector<std::string> attributes;           // \Noselect \HasChildren \Sent ...
+    std::optional<imap::status_data> status;       // with LIST-STATUS
+    bool has_attribute(std::string_view a) const;  // case-insensitive
+};
+
+struct select_options {
+    bool read_only = false;  // EXAMINE
+    bool condstore = true;   // (CONDSTORE) when offered and QRESYNC is not used
+    // (QRESYNC (uidvalidity modseq [known uids])): used only when QRESYNC was enabled;
+    // select_result::qresync says whether it was.
+    struct qresync_state {
+        mail::uidvalidity uidvalidity = 0;
+        mail::modseq modseq = 0;
+        imap::uid_set known_uids;
+    };
+    std::optional<qresync_state> qresync;
+};
+
+struct select_result {
+    mail::uidvalidity uidvalidity = 0;
+    mail::uid uidnext = 0;
+    // Valid only now that the tagged OK came (RFC 7162 6). 0 with nomodseq.
+    mail::modseq highestmodseq = 0;
+    bool nomodseq = false;
+    std::uint32_t exists = 0;
+    std::vector<std::string> flags;
+    std::vector<std::string> permanent_flags;
+    bool read_only = false;
+    bool qresync = false;                   // the QRESYNC parameters were sent
+    imap::uid_set vanished;                 // VANISHED (EARLIER) of a QRESYNC select
+    std::vector<imap::fetch_data> changed;  // FETCH items of a QRESYNC select
+    completion done;
+};
+
+struct fetch_options {
+    std::optional<mail::modseq> changed_since;  // needs CONDSTORE
+    bool vanished = false;                      // needs QRESYNC enabled and changed_since
+};
+
+struct fetch_result {
+    imap::uid_set vanished;  // VANISHED (EARLIER) with fetch_options::vanished
+    // The largest MODSEQ among the messages of this command, valid at its tagged OK.
+    mail::modseq max_modseq = 0;
+    std::size_t messages = 0;
+    completion done;
+};
+
+struct store_result {
+    imap::uid_set modified;                 // [MODIFIED ...]: UNCHANGEDSINCE failed for these
+    std::vector<imap::fetch_data> fetched;  // the server's FETCH answers (new MODSEQ, FLAGS)
+    completion done;
+};
+
+struct append_item {
+    mail::flag_set flags;
+    std::optional<imap::date_time> internal_date;
+    imap::literal_data content;
+};
+
+struct append_result {
+    mail::uidvalidity uidvalidity = 0;  // from APPENDUID; 0 without UIDPLUS
+    std::vector<mail::uid> uids;        // per message in order; 0 where the server gave none
+};
+
+struct copy_result {
+    mail::uidvalidity uidvalidity = 0;                     // of the destination
+    std::vector<std::pair<mail::uid, mail::uid>> mapping;  // source -> destination (COPYUID)
+};
+
+// Untagged data given to a command's handler; return true to claim it.
+using untagged_handler = std::function<bool(imap::response&)>;
+using message_callback = std::function<void(imap::fetch_data&&)>;
+
+class session {
+  public:
+    // Connects and runs the whole opening: greeting, CAPABILITY, STARTTLS (errc::
+    // starttls_unavailable when required and not offered), authentication (errc::
+    // authentication_failed with the server's text in last_error()), ENABLE, ID, COMPRESS.
+    // `why`, when given, tells the failing step for transport errors.
+    static result<std::unique_ptr<session>> connect(const endpoint& ep,
+                                                    net::failure* why = nullptr);
+    ~session();
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    // --- state
+    // Capabilities as the server offers them now, minus the disabled ones; upper case.
+    bool has(std::string_view capability) const;
+    const std::vector<std::string>& capabilities() const;
+    bool qresync_enabled() const;
+    bool condstore_enabled() const;
+    bool utf8_enabled() const;
+    bool compressed() const;
+    bool encrypted() const;
+    net::connection::counters traffic() const;
+    // The selected mailbox (UTF-8), empty when none.
+    const std::string& selected() const;
+    // The last tagged NO/BAD (or BYE), for messages like "APPEND to Sent failed: ...".
+    const completion& last_error() const;
+    // Unsolicited updates since the last call, oldest first.
+    std::deque<unsolicited> take_unsolicited();
+
+    // --- pipelining primitives
+    // Queues a command; nothing waits for the server. Fails only when the command cannot be
+    // serialised or the session is broken.
+    result<std::string> send(const imap::command& cmd, untagged_handler handler = nullptr);
+    // Reads until `tag` completes. A tagged NO is errc::command_failed, BAD is
+    // errc::command_rejected (the completion is then in last_error()).
+    result<completion> wait(const std::string& tag);
+    // Sends everything queued (reading meanwhile).
+    result<void> flush();
+
+    // --- commands
+    // LIST "" pattern, with LIST-STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]) and
+    // SPECIAL-USE when offered.
+    result<std::vector<list_entry>> list(std::string_view pattern = "*");
+    result<imap::status_data> status(std::string_view mailbox,
+                                     const std::vector<std::string>& items = {"MESSAGES", "UIDNEXT",
+                                                                              "UIDVALIDITY"});
+    result<select_result> select(std::string_view mailbox, const select_options& options = {});
+    // UID FETCH with items as given ("FLAGS", "BODY.PEEK[]", ...; UID is added). Each message
+    // goes to `on_message` as it completes; bodies go to the sinks that `bodies` returns
+    // (in pieces), or stay in fetch_data when it returns nullptr or is empty.
+    result<fetch_result> uid_fetch(const imap::uid_set& uids, const std::vector<std::string>& items,
+                                   const message_callback& on_message,
+                                   const fetch_options& options = {},
+                                   imap::sink_provider bodies = nullptr);
+    // UID SEARCH criteria (raw IMAP: "ALL", "UID 1:100 DELETED"); ESEARCH when offered.
+    result<imap::uid_set> uid_search(std::string_view criteria);
+    result<store_result> uid_store(const imap::uid_set& uids, imap::cmd::store_mode mode,
+                                   const mail::flag_set& flags,
+                                   std::optional<mail::modseq> unchanged_since = {});
+    // One command with MULTIAPPEND when offered and more than one message, else one APPEND
+    // per message, pipelined (LITERAL+ sends at once; synchronizing literals wait for `+`).
+    result<append_result> append(std::string_view mailbox, const std::vector<append_item>& items);
+    // UID MOVE, or UID COPY + UID STORE +FLAGS.SILENT (\Deleted) + UID EXPUNGE without MOVE;
+    // without MOVE and UIDPLUS: errc::missing_capability and nothing is done.
+    result<copy_result> uid_move(const imap::uid_set& uids, std::string_view destination);
+    result<copy_result> uid_copy(const imap::uid_set& uids, std::string_view destination);
+    // Needs UIDPLUS (errc::missing_capability otherwise): never expunges others' \Deleted.
+    result<completion> uid_expunge(const imap::uid_set& uids);
+    result<completion> create(std::string_view mailbox);
+    result<completion> delete_mailbox(std::string_view mailbox);
+    result<completion> rename(std::string_view from, std::string_view to);
+    result<completion> noop();
+    // IDLE until any untagged data comes or `timeout` passes, then DONE. True when data came
+    // (it is in take_unsolicited()). errc::missing_capability without IDLE.
+    result<bool> idle(std::chrono::milliseconds timeout);
+    result<completion> logout();
+
+    // A mailbox name in the form the server takes on the wire now.
+    result<std::string> wire_name(std::string_view utf8_name) const;
+
+    struct impl;
+
+  private:
+    explicit session(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tandem::client
