@@ -372,7 +372,8 @@ dovecot::dovecot(dovecot_options options)
         passwd += u.name + ":{PLAIN}" + u.password + ":" + std::to_string(m.mail.uid) + ":" +
                   std::to_string(m.mail.gid) + "::" + home.string() + "::\n";
     }
-    write_file(d / "passwd", passwd, fs::perms(0600));
+    // Read by the auth process, which runs as the internal user: test passwords only.
+    write_file(d / "passwd", passwd);
 
     cert_sha256_ = make_certificates(d / "ssl");
     const fs::path dh = dh_file(d / "ssl");
@@ -399,9 +400,7 @@ dovecot::dovecot(dovecot_options options)
             bool hidden = std::any_of(options_.hidden_capabilities.begin(),
                                       options_.hidden_capabilities.end(),
                                       [&](const std::string& h) { return upper(h) == u; });
-            // Plugins add their own words (COMPRESS=DEFLATE) on top of imap_capability.
-            if (!hidden && u.rfind("COMPRESS=", 0) != 0)
-                capability += (capability.empty() ? "" : " ") + w;
+            if (!hidden) capability += (capability.empty() ? "" : " ") + w;
         }
     }
 
@@ -495,6 +494,9 @@ fs::path dovecot::maildir(std::string_view user) const {
 pid_t dovecot::pid() const {
     return impl_->master ? impl_->master->pid() : -1;
 }
+const std::string& dovecot::instance_name() const {
+    return impl_->instance;
+}
 void dovecot::keep() {
     impl_->dir.keep();
 }
@@ -534,15 +536,22 @@ std::string dovecot::log_text() const {
 std::vector<std::string> dovecot::log_events(std::string_view event, std::string_view user,
                                              std::string_view box) const {
     std::vector<std::string> found;
-    const std::string marker = ": Info: " + std::string(event) + ": ";
+    // mail_log writes "save: box=..." but "copy from <source>: box=...".
+    const std::string marker = ": Info: " + std::string(event);
     const std::string who = "imap(" + std::string(user) + ")";
     const std::string box_field = "box=" + std::string(box);
     for (const auto& line : split_lines(log_text())) {
         auto at = line.find(marker);
         if (at == std::string::npos) continue;
+        auto after_event = line.compare(at + marker.size(), 2, ": ") == 0
+                               ? line.find(": ", at + marker.size())
+                           : line.compare(at + marker.size(), 6, " from ") == 0
+                               ? line.find(": ", at + marker.size() + 6)
+                               : std::string::npos;
+        if (after_event == std::string::npos) continue;
         if (!user.empty() && line.find(who) == std::string::npos) continue;
         if (!box.empty()) {
-            auto b = line.find(box_field, at);
+            auto b = line.find(box_field, after_event);
             if (b == std::string::npos) continue;
             auto after = b + box_field.size();
             if (after != line.size() && line.compare(after, 1, ",") != 0) continue;

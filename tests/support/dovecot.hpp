@@ -34,7 +34,7 @@ struct dovecot_options {
     bool compress = true;
     // Capabilities that Dovecot must not advertise after login, e.g. {"CONDSTORE", "QRESYNC"}.
     // Hiding a capability only hides the word: Dovecot still accepts the command
-    // (hiding "COMPRESS=DEFLATE" is the exception: it leaves out the plugin).
+    // (hiding "COMPRESS=DEFLATE" is the exception: it leaves out the plugin too).
     std::vector<std::string> hidden_capabilities;
     // Sent, Drafts, Trash, Junk and Archive with their RFC 6154 attributes, created and
     // subscribed automatically.
@@ -43,7 +43,7 @@ struct dovecot_options {
     char separator = '/';
     std::string prefix;
     // mail_log plugin: one log line per save, copy, expunge, flag change and mailbox
-    // create/delete/rename (see dovecot::count_log_events).
+    // create/delete/rename (see dovecot::log_events).
     bool mail_log = true;
     // Raw lines appended to dovecot.conf (a later setting overrides an earlier one).
     std::vector<std::string> extra_config;
@@ -89,6 +89,9 @@ class dovecot {
     std::filesystem::path tunnel_log_file() const;
     std::filesystem::path maildir(std::string_view user) const;
     pid_t pid() const;  // the master process
+    // Dovecot's instance_name, unique per fixture: the children's titles read
+    // "dovecot-<instance_name>/<service>".
+    const std::string& instance_name() const;
 
     // A preauthenticated IMAP session as `user` over stdin/stdout (`* PREAUTH` greeting);
     // as root it drops to the mail user first, since Dovecot's imap refuses to run as root.
@@ -102,10 +105,13 @@ class dovecot {
 
     // Both logs (server and tunnel) as text.
     std::string log_text() const;
-    // The mail_log lines of an event ("save", "copy", "expunge", "flag_change",
-    // "mailbox_create", ...), optionally only those of `user` or of mailbox `box`.
-    // A line looks like: imap(alice)<..>: Info: save: box=INBOX, uid=3, msgid=<x@y>, size=120,
-    // flags=()
+    // The mail_log lines of an event ("save", "copy", "expunge", "flag_change"), optionally
+    // only those of `user` and of mailbox `box` (the target mailbox of a copy). Lines read:
+    //   imap(alice)<..>: Info: save: box=INBOX, uid=3, msgid=<x@y>, size=120, flags=(\Seen)
+    //   imap(alice)<..>: Info: copy from INBOX: box=Archive, uid=1, msgid=<x@y>, size=120, flags=()
+    // A MOVE logs a copy and an expunge; only an APPEND logs a save: a test that a move did
+    // not upload the message again checks that the count of saves did not grow.
+    // Mailbox creation and removal log "Mailbox created: NAME" (see log_text()).
     std::vector<std::string> log_events(std::string_view event, std::string_view user = {},
                                         std::string_view box = {}) const;
     std::size_t count_log_events(std::string_view event, std::string_view user = {},
