@@ -70,6 +70,9 @@ std::optional<std::string> closest(std::string_view word, const Range& candidate
     const std::size_t limit = word.size() <= 4 ? 1 : 2;
     for (const auto& c : candidates) {
         std::string_view cand(c);
+        const std::size_t gap =
+            word.size() > cand.size() ? word.size() - cand.size() : cand.size() - word.size();
+        if (gap > limit) continue;  // cannot be close; spares the table for long junk
         const std::size_t d = edit_distance(to_lower(word), to_lower(cand));
         if (d <= limit && (!best || d < best_distance)) {
             best = std::string(cand);
