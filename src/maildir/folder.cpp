@@ -239,7 +239,7 @@ result<scan_result> folder::scan(scan_mode mode) {
         bool listing_failed = false;
         for (subdir sd : {subdir::new_, subdir::cur}) {
             auto dir = dir_ / subdir_name(sd);
-            auto names = sys::list_dir(dir);
+            auto names = sys::list_non_dirs(dir);
             if (!names) {
                 if (names.error() == std::errc::no_such_file_or_directory) {
                     listing_failed = true;  // the folder went away or is being replaced
@@ -305,7 +305,7 @@ result<void> folder::relist() {
         std::unordered_map<std::string, location> found;
         for (subdir sd : {subdir::new_, subdir::cur}) {
             auto dir = dir_ / subdir_name(sd);
-            auto names = sys::list_dir(dir);
+            auto names = sys::list_non_dirs(dir);
             if (!names) return fail("list", dir, names.error());
             for (auto& name : *names) {
                 if (name.empty() || name.front() == '.') continue;

@@ -179,7 +179,14 @@ result<std::vector<std::string>> keyword_file::assign(std::span<const std::strin
         ::unlink(lock_path.c_str());
         return r.error();
     }
-    for (const auto& k : missing(slots)) {
+    auto still_missing = missing(slots);
+    if (still_missing.empty()) {  // another writer added them meanwhile
+        lock.reset();
+        ::unlink(lock_path.c_str());
+        slots_ = std::move(slots);
+        return unfit;
+    }
+    for (const auto& k : still_missing) {
         if (!storable(k)) continue;
         auto free =
             std::find_if(slots.begin(), slots.end(), [](const auto& s) { return s.empty(); });

@@ -298,10 +298,7 @@ result<folder> tree::create(std::string_view name) {
     if (auto r = require_root(); !r) return r.error();
     bool marker = kind_ == layout_kind::maildirpp && *p != root_;
     auto f = folder::create(*p, marker, options_);
-    if (!f) {
-        last_error_ = folder(*p, options_).last_error();
-        return fail("create", *p, f.error());
-    }
+    if (!f) return fail("create", *p, f.error());
     return f;
 }
 

@@ -44,7 +44,9 @@ std::string describe(std::string_view what, const std::filesystem::path& p, cons
     return out;
 }
 
-result<std::vector<std::string>> list_dir(const std::filesystem::path& dir) {
+namespace {
+
+result<std::vector<std::string>> list(const std::filesystem::path& dir, bool dirs) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) return from_errno(errno);
     std::vector<std::string> names;
@@ -54,12 +56,22 @@ result<std::vector<std::string>> list_dir(const std::filesystem::path& dir) {
         if (!e) break;
         std::string_view n(e->d_name);
         if (n == "." || n == "..") continue;
+        if (!dirs && e->d_type == DT_DIR) continue;
         names.emplace_back(n);
     }
     int err = errno;
     ::closedir(d);
     if (err != 0) return from_errno(err);
     return names;
+}
+
+}  // namespace
+
+result<std::vector<std::string>> list_dir(const std::filesystem::path& dir) {
+    return list(dir, true);
+}
+result<std::vector<std::string>> list_non_dirs(const std::filesystem::path& dir) {
+    return list(dir, false);
 }
 
 result<void> fsync_path(const std::filesystem::path& p, bool directory) {

@@ -58,6 +58,9 @@ std::string describe(std::string_view what, const std::filesystem::path& p, cons
 // The names in a directory, without "." and "..", in readdir order. Dot files are included
 // (the caller decides). ENOENT on the directory itself is returned as an error.
 result<std::vector<std::string>> list_dir(const std::filesystem::path& dir);
+// The same without the entries that readdir says are directories (d_type; file systems that
+// do not fill it in return everything).
+result<std::vector<std::string>> list_non_dirs(const std::filesystem::path& dir);
 
 result<void> fsync_path(const std::filesystem::path& p, bool directory);
 

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/maildir/keywords.hpp"
+
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+using namespace tandem::maildir;
+using tandem::mail::flag_set;
+using tandem::mail::system_flag;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void spit(const std::filesystem::path& p, std::string_view s) {
+    std::ofstream out(p);
+    out << s;
+}
+
+}  // namespace
+
+TEST(maildir_keywords, missing_file_is_empty_and_assign_creates_it) {
+    tandem::test::temp_dir dir;
+    auto k = keyword_file::load(dir.path());
+    ASSERT_TRUE(k) << k.error().message();
+    EXPECT_EQ(k->size(), 0u);
+    std::vector<std::string> kw{"$Junk", "NonJunk", "$Forwarded"};
+    auto unfit = k->assign(kw);
+    ASSERT_TRUE(unfit) << k->last_error();
+    EXPECT_TRUE(unfit->empty());
+    EXPECT_EQ(k->letter_of("$Junk"), 'a');
+    EXPECT_EQ(k->letter_of("NonJunk"), 'b');
+    EXPECT_EQ(k->letter_of("$Forwarded"), std::nullopt);  // that one is 'P'
+    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 $Junk\n1 NonJunk\n");
+    EXPECT_FALSE(std::filesystem::exists(dir / "dovecot-keywords.lock"));
+    struct stat st {};
+    ASSERT_EQ(::stat((dir / "dovecot-keywords").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(maildir_keywords, reads_dovecot_file_with_gaps_and_junk_lines) {
+    tandem::test::temp_dir dir;
+    spit(dir / "dovecot-keywords", "0 $Junk\n2 Work\nnot a line\n30 TooFar\n3 $Junk\n4\n");
+    auto k = keyword_file::load(dir.path());
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->size(), 2u);
+    EXPECT_EQ(k->keyword_of('a'), "$Junk");
+    EXPECT_EQ(k->keyword_of('b'), std::nullopt);
+    EXPECT_EQ(k->keyword_of('c'), "Work");
+    EXPECT_EQ(k->keyword_of('d'), std::nullopt);  // repeated $Junk ignored
+    EXPECT_EQ(k->letter_of("work"), 'c');         // case-insensitive fallback
+    // A new keyword takes the first free letter.
+    std::vector<std::string> kw{"Home"};
+    ASSERT_TRUE(k->assign(kw));
+    EXPECT_EQ(k->letter_of("Home"), 'b');
+    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 $Junk\n1 Home\n2 Work\n");
+}
+
+TEST(maildir_keywords, encode_and_decode_flag_sets) {
+    tandem::test::temp_dir dir;
+    spit(dir / "dovecot-keywords", "0 $Junk\n1 Work\n");
+    auto k = keyword_file::load(dir.path());
+    ASSERT_TRUE(k);
+    flag_set f;
+    f.set(system_flag::seen);
+    f.set(system_flag::flagged);
+    f.add_keyword("Work");
+    f.add_keyword("$Forwarded");
+    f.add_keyword("Unknown");
+    auto e = k->encode(f);
+    EXPECT_EQ(e.system, "FPS");
+    EXPECT_EQ(e.keywords, "b");
+    ASSERT_EQ(e.unmapped.size(), 1u);
+    EXPECT_EQ(e.unmapped[0], "Unknown");
+    auto back = k->decode(e.system, e.keywords + "z");  // z has no line: ignored
+    flag_set expect = f;
+    expect.remove_keyword("Unknown");
+    EXPECT_EQ(back, expect);
+}
+
+TEST(maildir_keywords, more_than_26_are_reported_not_stored) {
+    tandem::test::temp_dir dir;
+    auto k = keyword_file::load(dir.path());
+    ASSERT_TRUE(k);
+    std::vector<std::string> kw;
+    for (int i = 0; i < 30; ++i) kw.push_back("k" + std::to_string(i));
+    kw.push_back("has space");  // not an atom: cannot be a line of the file
+    auto unfit = k->assign(kw);
+    ASSERT_TRUE(unfit);
+    EXPECT_EQ(k->size(), 26u);
+    ASSERT_EQ(unfit->size(), 5u);
+    EXPECT_NE(std::find(unfit->begin(), unfit->end(), "k29"), unfit->end());
+    EXPECT_NE(std::find(unfit->begin(), unfit->end(), "has space"), unfit->end());
+    EXPECT_EQ(k->letter_of("k25"), 'z');
+    // Assigning known keywords again changes nothing and reports nothing.
+    std::vector<std::string> again{"k0", "k25"};
+    auto none = k->assign(again);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->empty());
+}
+
+TEST(maildir_keywords, a_stale_view_does_not_clobber_another_writers_addition) {
+    tandem::test::temp_dir dir;
+    auto a = keyword_file::load(dir.path());
+    auto b = keyword_file::load(dir.path());
+    ASSERT_TRUE(a && b);
+    std::vector<std::string> ka{"Alpha"}, kb{"Beta"};
+    ASSERT_TRUE(a->assign(ka));
+    ASSERT_TRUE(b->assign(kb));  // b has not seen Alpha yet: it must read the file again
+    EXPECT_EQ(b->letter_of("Alpha"), 'a');
+    EXPECT_EQ(b->letter_of("Beta"), 'b');
+    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n");
+    // If b's writer had added the same keyword meanwhile, a uses that letter.
+    std::vector<std::string> kb2{"Gamma"};
+    ASSERT_TRUE(b->assign(kb2));
+    ASSERT_TRUE(a->assign(kb2));
+    EXPECT_EQ(a->letter_of("Gamma"), 'c');
+    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n2 Gamma\n");
+}
+
+TEST(maildir_keywords, concurrent_writers_all_get_distinct_letters) {
+    tandem::test::temp_dir dir;
+    constexpr int writers = 8;
+    std::vector<std::thread> threads;
+    std::vector<bool> ok(writers, false);
+    for (int i = 0; i < writers; ++i) {
+        threads.emplace_back([&, i] {
+            auto k = keyword_file::load(dir.path());
+            if (!k) return;
+            for (int j = 0; j < 3; ++j) {
+                std::vector<std::string> kw{"w" + std::to_string(i) + "_" + std::to_string(j)};
+                auto r = k->assign(kw);
+                if (!r || !r->empty()) return;
+            }
+            ok[static_cast<std::size_t>(i)] = true;
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < writers; ++i) EXPECT_TRUE(ok[static_cast<std::size_t>(i)]) << i;
+    auto k = keyword_file::load(dir.path());
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->size(), static_cast<std::size_t>(writers * 3));
+    std::set<char> letters;
+    for (int i = 0; i < writers; ++i)
+        for (int j = 0; j < 3; ++j) {
+            auto l = k->letter_of("w" + std::to_string(i) + "_" + std::to_string(j));
+            ASSERT_TRUE(l.has_value());
+            letters.insert(*l);
+        }
+    EXPECT_EQ(letters.size(), static_cast<std::size_t>(writers * 3));
+}
+
+TEST(maildir_keywords, held_lock_times_out_and_stale_lock_is_broken) {
+    tandem::test::temp_dir dir;
+    keyword_options quick;
+    quick.lock_wait = std::chrono::milliseconds(50);
+    quick.stale_after = std::chrono::seconds(30);
+    spit(dir / "dovecot-keywords.lock", "");
+    auto k = keyword_file::load(dir.path(), quick);
+    ASSERT_TRUE(k);
+    std::vector<std::string> kw{"X"};
+    auto r = k->assign(kw);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), tandem::errc::timeout);
+    EXPECT_NE(k->last_error().find("dovecot-keywords.lock"), std::string::npos);
+    EXPECT_TRUE(std::filesystem::exists(dir / "dovecot-keywords.lock"));  // not ours to remove
+
+    // The same lock, an hour old: left by a crash.
+    struct timespec old[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir / "dovecot-keywords.lock").c_str(), old, 0), 0);
+    auto r2 = k->assign(kw);
+    ASSERT_TRUE(r2) << k->last_error();
+    EXPECT_EQ(k->letter_of("X"), 'a');
+    EXPECT_FALSE(std::filesystem::exists(dir / "dovecot-keywords.lock"));
+}
