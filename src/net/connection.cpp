@@ -90,6 +90,7 @@ struct connection::impl {
     std::string peer_name;
 
     std::string inq;      // received, decompressed, not yet read()
+    std::string zin;      // received, still compressed: inflated as read() asks for more
     std::string outq;     // written by the caller, not yet compressed or handed to the socket
     std::string writing;  // on the wire now
     std::array<char, 64 * 1024> rbuf{};
@@ -118,16 +119,31 @@ struct connection::impl {
             ++progress;
             if (n > 0) {
                 stats.wire_in += n;
-                std::size_t before = inq.size();
                 if (inf) {
-                    if (auto r = inf->decompress({rbuf.data(), n}, inq); !r) read_error = r.error();
+                    zin.append(rbuf.data(), n);
                 } else {
                     inq.append(rbuf.data(), n);
+                    stats.plain_in += n;
                 }
-                stats.plain_in += inq.size() - before;
             }
             if (ec && !read_error) read_error = normalise(ec);
         });
+    }
+
+    // Inflates what was received, up to a bound, so that a highly compressible body still
+    // reaches the reader in pieces.
+    static constexpr std::size_t max_inflated = 256 * 1024;
+    void inflate_pending() {
+        if (!inf || zin.empty() || inq.size() >= max_inflated) return;
+        std::size_t before = inq.size();
+        auto used = inf->decompress(zin, inq, max_inflated - inq.size());
+        if (!used) {
+            read_error = used.error();
+            zin.clear();
+            return;
+        }
+        zin.erase(0, *used);
+        stats.plain_in += inq.size() - before;
     }
 
     void start_write() {
@@ -394,7 +410,12 @@ result<std::string> connection::read() {
 
 result<std::string> connection::read(std::chrono::milliseconds timeout) {
     auto& p = *impl_;
-    bool ok = p.run_until([&] { return !p.inq.empty() || p.read_error || p.write_error; }, timeout);
+    bool ok = p.run_until(
+        [&] {
+            p.inflate_pending();
+            return !p.inq.empty() || p.read_error || p.write_error;
+        },
+        timeout);
     if (!p.inq.empty()) {
         std::string out;
         out.swap(p.inq);
@@ -407,7 +428,7 @@ result<std::string> connection::read(std::chrono::milliseconds timeout) {
 }
 
 std::size_t connection::buffered_input() const {
-    return impl_->inq.size();
+    return impl_->inq.size() + impl_->zin.size();
 }
 
 result<void> connection::start_tls(failure* why) {
@@ -451,8 +472,9 @@ result<void> connection::start_compress(std::string_view unread_input) {
     raw += p.inq;
     p.stats.plain_in -= std::min<std::uint64_t>(p.stats.plain_in, raw.size());
     p.inq.clear();
-    if (auto r = p.inf->decompress(raw, p.inq); !r) return r.error();
-    p.stats.plain_in += p.inq.size();
+    p.zin = std::move(raw);
+    p.inflate_pending();
+    if (p.read_error) return p.read_error;
     return {};
 }
 

@@ -56,29 +56,42 @@ inflater::~inflater() {
 }
 
 result<void> inflater::decompress(std::string_view in, std::string& out) {
+    auto used = decompress(in, out, static_cast<std::size_t>(-1));
+    if (!used) return used.error();
+    return {};
+}
+
+result<std::size_t> inflater::decompress(std::string_view in, std::string& out,
+                                         std::size_t max_out) {
     auto& z = s_->z;
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z.avail_in = static_cast<uInt>(in.size());
-    while (true) {
+    std::size_t produced = 0;
+    auto consumed = [&] { return in.size() - z.avail_in; };
+    while (produced < max_out) {
+        std::size_t room = std::min(chunk, max_out - produced);
         std::size_t old = out.size();
-        out.resize(old + chunk);
+        out.resize(old + room);
         z.next_out = reinterpret_cast<Bytef*>(out.data() + old);
-        z.avail_out = static_cast<uInt>(chunk);
+        z.avail_out = static_cast<uInt>(room);
         int rc = inflate(&z, Z_SYNC_FLUSH);
-        out.resize(old + chunk - z.avail_out);
+        std::size_t got = room - z.avail_out;
+        out.resize(old + got);
+        produced += got;
         if (rc == Z_STREAM_END) {
             // The peer ended the deflate stream; RFC 4978 has no such thing mid-session.
             if (z.avail_in != 0) return errc::protocol_error;
-            return {};
+            return consumed();
         }
         if (rc == Z_BUF_ERROR) {
-            if (z.avail_in == 0) return {};  // need more input
+            if (z.avail_in == 0) return consumed();  // need more input
             if (z.avail_out == 0) continue;
             return errc::protocol_error;
         }
         if (rc != Z_OK) return errc::protocol_error;
-        if (z.avail_in == 0 && z.avail_out != 0) return {};
+        if (z.avail_in == 0 && z.avail_out != 0) return consumed();
     }
+    return consumed();
 }
 
 }  // namespace tandem::net

@@ -5,6 +5,7 @@
 
 #include "tandem/util/error.hpp"
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,9 @@ class inflater {
     inflater& operator=(const inflater&) = delete;
     // Decompresses `in` and appends to `out`; errc::protocol_error on corrupt data.
     result<void> decompress(std::string_view in, std::string& out);
+    // The same, stopping once `max_out` bytes were appended (a 1000:1 ratio must not blow
+    // up memory); returns how many bytes of `in` were consumed.
+    result<std::size_t> decompress(std::string_view in, std::string& out, std::size_t max_out);
 
   private:
     struct state;

@@ -195,6 +195,32 @@ TEST(connection, compress_both_ways_and_takes_back_unread_compressed_bytes) {
     EXPECT_LT(t.wire_out, t.plain_out / 3);
 }
 
+// 8 MB of one byte compress to a few KB: the reader must still get them in bounded pieces.
+TEST(connection, highly_compressible_input_comes_out_in_bounded_pieces) {
+    socket_pair sp;
+    auto c = adopt(sp.ours);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->start_compress());
+    deflater server_out;
+    std::string wire;
+    const std::size_t size = 8 * 1024 * 1024;
+    server_out.compress(std::string(size, 'x'), wire);
+    ASSERT_LT(wire.size(), 64u * 1024);
+    write_all(sp.theirs, wire);
+    std::size_t total = 0, largest = 0, reads = 0;
+    while (total < size) {
+        auto r = c->read();
+        ASSERT_TRUE(r) << r.error().message();
+        ASSERT_EQ(r->find_first_not_of('x'), std::string::npos);
+        total += r->size();
+        largest = std::max(largest, r->size());
+        ++reads;
+    }
+    EXPECT_EQ(total, size);
+    EXPECT_LE(largest, 256u * 1024);
+    EXPECT_GE(reads, 32u);
+}
+
 TEST(connection, tunnel_runs_a_child_over_a_socketpair_and_reaps_it) {
     transport_config cfg;
     cfg.tunnel = {"/bin/sh", "-c", "read line; echo \"got $line\"; exec cat"};
