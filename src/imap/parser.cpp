@@ -79,7 +79,7 @@ std::string excerpt(std::string_view frame, std::size_t pos) {
 }
 
 class reader {
-public:
+  public:
     reader(std::string_view buf, std::span<const literal_desc> lits, const parser_limits& limits,
            const sink_provider* provider)
         : buf_(buf), lits_(lits), limits_(limits), provider_(provider) {}
@@ -108,8 +108,7 @@ public:
         if (end == std::string_view::npos) end = buf_.size();
         auto text = buf_.substr(pos_, end - pos_);
         pos_ = end;
-        while (!text.empty() && (text.back() == '\r' || text.back() == ' '))
-            text.remove_suffix(1);
+        while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
         return text;
     }
 
@@ -298,7 +297,7 @@ public:
         throw parse_error{errc::protocol_error, std::move(what), at};
     }
 
-private:
+  private:
     void count_item() {
         if (++items_ > limits_.max_items)
             fail("more than " + std::to_string(limits_.max_items) + " items in one response");
@@ -352,9 +351,15 @@ response_code parse_code(std::string_view inner, const parser_limits& limits) {
     switch (code.type) {
         case k::uidnext:
         case k::uidvalidity:
-        case k::unseen: code.number = r.read_u32(code.name.c_str()); break;
-        case k::highestmodseq: code.number = r.read_u63("HIGHESTMODSEQ"); break;
-        case k::modified: code.uids = r.read_set("MODIFIED set"); break;
+        case k::unseen:
+            code.number = r.read_u32(code.name.c_str());
+            break;
+        case k::highestmodseq:
+            code.number = r.read_u63("HIGHESTMODSEQ");
+            break;
+        case k::modified:
+            code.uids = r.read_set("MODIFIED set");
+            break;
         case k::appenduid:
             code.number = r.read_u32("APPENDUID uidvalidity");
             r.skip_spaces();
@@ -371,12 +376,15 @@ response_code parse_code(std::string_view inner, const parser_limits& limits) {
             while (r.skip_spaces(), !r.at_end())
                 code.atoms.push_back(r.read_string_like("a capability"));
             break;
-        case k::permanentflags: code.atoms = r.read_atom_list("flags"); break;
+        case k::permanentflags:
+            code.atoms = r.read_atom_list("flags");
+            break;
         case k::badcharset:
             r.skip_spaces();
             if (!r.at_end()) code.atoms = r.read_atom_list("charsets");
             break;
-        default: return code;  // no arguments we read; raw keeps them
+        default:
+            return code;  // no arguments we read; raw keeps them
     }
     r.expect_end();
     return code;
@@ -507,8 +515,7 @@ void read_body(reader& r, fetch_data& f, body_section body) {
 // RFC 8474: objectid = 1*255(ALPHA / DIGIT / "_" / "-"), in parentheses.
 std::string read_objectid(reader& r, const char* what) {
     auto v = r.read_value();
-    if (v.type == value::kind::list && v.items.size() == 1 &&
-        v.items[0].type != value::kind::list)
+    if (v.type == value::kind::list && v.items.size() == 1 && v.items[0].type != value::kind::list)
         return std::move(v.items[0].text);
     if (v.type == value::kind::nil) return {};
     r.fail(std::string("expected (objectid) for ") + what);
@@ -531,7 +538,8 @@ fetch_data read_fetch(reader& r, std::uint32_t seq) {
         auto name = r.read_atom("a FETCH item");
         auto u = upper(name);
         r.skip_spaces();
-        if (r.at_end() || r.peek() == ')') r.fail("FETCH item " + escape(name) + " without a value");
+        if (r.at_end() || r.peek() == ')')
+            r.fail("FETCH item " + escape(name) + " without a value");
         body_section body;
         if (u == "UID") {
             f.uid = r.read_u32("UID");
@@ -608,8 +616,7 @@ list_data read_list(reader& r, bool lsub) {
             auto& val = ext.items[i + 1];
             if (tag == "CHILDINFO" && val.type == value::kind::list) {
                 for (auto& item : val.items) l.childinfo.push_back(item.text);
-            } else if (tag == "OLDNAME" && val.type == value::kind::list &&
-                       val.items.size() == 1) {
+            } else if (tag == "OLDNAME" && val.type == value::kind::list && val.items.size() == 1) {
                 l.oldname = val.items[0].text;
             } else {
                 l.extended.emplace_back(std::move(tag), std::move(val));
@@ -860,7 +867,7 @@ struct parser::impl {
     sink_provider provider;
     state st = state::line;
 
-    std::string in;          // fed bytes; [pos, size) not consumed yet
+    std::string in;  // fed bytes; [pos, size) not consumed yet
     std::size_t pos = 0;
     std::size_t scanned = 0;  // bytes after pos known to hold no LF
 
@@ -961,15 +968,15 @@ struct parser::impl {
         } catch (parse_error& e) {
             return fail(e.code, std::move(e.what), frame, e.pos);
         } catch (pending_literal&) {
-            return fail(errc::protocol_error, "literal marker without its literal", frame,
-                        r.pos());
+            return fail(errc::protocol_error, "literal marker without its literal", frame, r.pos());
         }
     }
 
     result<std::optional<response>> next() {
         for (;;) {
             switch (st) {
-                case state::failed: return error;
+                case state::failed:
+                    return error;
                 case state::literal_in_memory:
                 case state::literal_to_sink: {
                     auto n = static_cast<std::size_t>(
@@ -1028,7 +1035,7 @@ struct parser::impl {
                                     frame.size() - 2);
                     if (provider) {
                         if (auto body = body_at_end()) {
-                            body_context ctx{body->seq,     body->uid,   body->item,
+                            body_context ctx{body->seq,     body->uid,    body->item,
                                              body->section, body->origin, mark->size};
                             sink = provider(ctx);
                         }
@@ -1068,13 +1075,25 @@ void parser::feed(std::span<const char> bytes) {
     impl_->note_peak();
 }
 
-result<std::optional<response>> parser::next() { return impl_->next(); }
+result<std::optional<response>> parser::next() {
+    return impl_->next();
+}
 
-void parser::set_sink_provider(sink_provider provider) { impl_->provider = std::move(provider); }
+void parser::set_sink_provider(sink_provider provider) {
+    impl_->provider = std::move(provider);
+}
 
-const std::string& parser::last_error_detail() const { return impl_->detail; }
-bool parser::failed() const { return impl_->st == impl::state::failed; }
-std::size_t parser::buffered_bytes() const { return impl_->buffered(); }
-std::size_t parser::peak_buffered_bytes() const { return impl_->peak; }
+const std::string& parser::last_error_detail() const {
+    return impl_->detail;
+}
+bool parser::failed() const {
+    return impl_->st == impl::state::failed;
+}
+std::size_t parser::buffered_bytes() const {
+    return impl_->buffered();
+}
+std::size_t parser::peak_buffered_bytes() const {
+    return impl_->peak;
+}
 
 }  // namespace tandem::imap

@@ -15,7 +15,9 @@ constexpr bool is_ctl(char c) {
 }
 
 // DIGIT = %x30-39
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // atom-specials   = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials /
 //                   resp-specials
@@ -38,17 +40,23 @@ constexpr bool is_atom_char(char c) {
         case '"':
         case '\r':
         case '\n':
-        case '\0': return false;
-        default: return true;
+        case '\0':
+            return false;
+        default:
+            return true;
     }
 }
 
 // quoted = DQUOTE *QUOTED-CHAR DQUOTE
 // QUOTED-CHAR = <any TEXT-CHAR except quoted-specials> / "\" quoted-specials
 // TEXT-CHAR = <any CHAR except CR and LF>
-constexpr bool is_quoted_char(char c) { return c != '\r' && c != '\n' && c != '\0'; }
+constexpr bool is_quoted_char(char c) {
+    return c != '\r' && c != '\n' && c != '\0';
+}
 
-constexpr char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
+constexpr char ascii_upper(char c) {
+    return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c;
+}
 
 inline std::string upper(std::string_view s) {
     std::string out(s);

@@ -60,8 +60,8 @@ std::optional<std::int64_t> parse_internaldate(std::string_view s) {
     if (s[14] != '+' && s[14] != '-') return std::nullopt;
     static constexpr std::array<unsigned, 12> month_days = {31, 29, 31, 30, 31, 30,
                                                             31, 31, 30, 31, 30, 31};
-    if (day < 1 || static_cast<unsigned>(day) > month_days[month - 1] || hour > 23 ||
-        minute > 59 || second > 60 || zone % 100 > 59)
+    if (day < 1 || static_cast<unsigned>(day) > month_days[month - 1] || hour > 23 || minute > 59 ||
+        second > 60 || zone % 100 > 59)
         return std::nullopt;
     std::int64_t offset = (zone / 100) * 3600 + (zone % 100) * 60;
     if (s[14] == '-') offset = -offset;

@@ -68,7 +68,9 @@ result<uid_set> uid_set::parse(std::string_view text, std::optional<mail::uid> l
 void uid_set::insert(mail::uid first, mail::uid last) {
     if (first > last) std::swap(first, last);
     // First range that ends at or after first-1 (adjacent ranges merge).
-    auto it = std::lower_bound(ranges_.begin(), ranges_.end(), first, [](const range& r, mail::uid v) { return std::uint64_t{r.last} + 1 < v; });
+    auto it =
+        std::lower_bound(ranges_.begin(), ranges_.end(), first,
+                         [](const range& r, mail::uid v) { return std::uint64_t{r.last} + 1 < v; });
     if (it == ranges_.end() || static_cast<std::uint64_t>(it->first) > std::uint64_t{last} + 1) {
         ranges_.insert(it, range{first, last});
         return;

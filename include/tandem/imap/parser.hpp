@@ -20,6 +20,7 @@
 #include "tandem/imap/response.hpp"
 #include "tandem/util/error.hpp"
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -82,7 +83,13 @@ class parser {
 
     // Appends bytes; nothing is parsed until next(). Bytes after an error are ignored.
     void feed(std::span<const char> bytes);
-    void feed(std::string_view bytes) { feed(std::span<const char>(bytes.data(), bytes.size())); }
+    // Strings, string views and literals alike (a template, so that none is ambiguous).
+    template <class T>
+    requires std::convertible_to<const T&, std::string_view>
+    void feed(const T& bytes) {
+        std::string_view view(bytes);
+        feed(std::span<const char>(view.data(), view.size()));
+    }
 
     // The next complete response; nullopt when more bytes are needed; an error
     // (errc::protocol_error, line_too_long, literal_too_large, nesting_too_deep) when the

@@ -66,6 +66,7 @@ struct response_code {
     uid_set dest_uids;  // COPYUID's destination UIDs
     // CAPABILITY, PERMANENTFLAGS, BADCHARSET atoms.
     std::vector<std::string> atoms;
+    friend bool operator==(const response_code&, const response_code&) = default;
 };
 
 enum class condition : std::uint8_t { ok, no, bad, preauth, bye };
@@ -77,36 +78,45 @@ struct status_response {
     std::optional<response_code> code;
     std::string text;  // human-readable, trailing spaces removed
     bool tagged() const { return !tag.empty(); }
+    friend bool operator==(const status_response&, const status_response&) = default;
 };
 
 // `+ text` or `+ base64` (RFC 3501 7.5): text holds the rest of the line as sent.
 struct continuation_request {
     std::optional<response_code> code;
     std::string text;
+    friend bool operator==(const continuation_request&, const continuation_request&) = default;
 };
 
 struct capability_data {  // * CAPABILITY
     std::vector<std::string> capabilities;
+    friend bool operator==(const capability_data&, const capability_data&) = default;
 };
 struct enabled_data {  // * ENABLED (RFC 5161)
     std::vector<std::string> capabilities;
+    friend bool operator==(const enabled_data&, const enabled_data&) = default;
 };
 struct flags_data {  // * FLAGS
     std::vector<std::string> flags;
+    friend bool operator==(const flags_data&, const flags_data&) = default;
 };
 struct exists_data {
     std::uint32_t count = 0;
+    friend bool operator==(const exists_data&, const exists_data&) = default;
 };
 struct recent_data {
     std::uint32_t count = 0;
+    friend bool operator==(const recent_data&, const recent_data&) = default;
 };
 struct expunge_data {
     std::uint32_t seq = 0;
+    friend bool operator==(const expunge_data&, const expunge_data&) = default;
 };
 // * VANISHED [(EARLIER)] uids (RFC 7162 3.2.10)
 struct vanished_data {
     bool earlier = false;
     uid_set uids;
+    friend bool operator==(const vanished_data&, const vanished_data&) = default;
 };
 
 // One BODY[section]<origin>, BINARY[section]<origin> or RFC822(.HEADER/.TEXT) item.
@@ -119,12 +129,14 @@ struct body_section {
     bool streamed = false;
     std::uint64_t size = 0;  // octets of the body (streamed or not)
     std::string data;        // the body when not streamed
+    friend bool operator==(const body_section&, const body_section&) = default;
 };
 
 // A FETCH item the model has no field for (BODYSTRUCTURE, ENVELOPE, X-GM-LABELS, ...).
 struct fetch_item {
     std::string name;  // upper-cased
     value val;
+    friend bool operator==(const fetch_item&, const fetch_item&) = default;
 };
 
 // * n FETCH (...) (RFC 3501 7.4.2; RFC 7162; RFC 8474; Gmail X-GM-EXT-1; Dovecot X-GUID)
@@ -146,12 +158,14 @@ struct fetch_data {
 
     // The flags as the shared vocabulary (\Recent dropped), or an empty set without FLAGS.
     mail::flag_set flag_set() const;
+    friend bool operator==(const fetch_data&, const fetch_data&) = default;
 };
 
 // * SEARCH 2 3 6 [(MODSEQ n)] (RFC 3501 7.2.5, RFC 7162 3.1.5)
 struct search_data {
     std::vector<std::uint32_t> numbers;
     std::optional<mail::modseq> modseq;
+    friend bool operator==(const search_data&, const search_data&) = default;
 };
 
 // * ESEARCH [(TAG "a")] [UID] MIN 1 MAX 9 COUNT 4 ALL 1:3,9 [MODSEQ n] (RFC 4731)
@@ -164,6 +178,7 @@ struct esearch_data {
     std::optional<uid_set> all;
     std::optional<mail::modseq> modseq;
     std::vector<std::pair<std::string, value>> other;  // unknown return data
+    friend bool operator==(const esearch_data&, const esearch_data&) = default;
 };
 
 // * LIST / * LSUB (RFC 3501 7.2.2, RFC 5258, RFC 6154)
@@ -175,6 +190,7 @@ struct list_data {
     std::vector<std::string> childinfo;   // RFC 5258 CHILDINFO ("SUBSCRIBED")
     std::optional<std::string> oldname;   // RFC 5465 OLDNAME
     std::vector<std::pair<std::string, value>> extended;  // other mbox-list-extended items
+    friend bool operator==(const list_data&, const list_data&) = default;
 };
 
 // * STATUS mailbox (...) (RFC 3501 7.2.4; also what LIST-STATUS sends, RFC 5819)
@@ -188,6 +204,7 @@ struct status_data {
     std::optional<mail::modseq> highestmodseq;  // 0: no persistent modseqs (RFC 7162 3.1.7)
     std::optional<std::uint64_t> size;          // RFC 8438
     std::vector<std::pair<std::string, std::uint64_t>> items;  // every item, as sent
+    friend bool operator==(const status_data&, const status_data&) = default;
 };
 
 // Untagged data the model does not know: `* NAMESPACE ...`, `* ID (...)`, `* 3 XYZ`.
@@ -195,6 +212,7 @@ struct generic_data {
     std::string name;                     // upper-cased
     std::optional<std::uint32_t> number;  // `* 3 XYZ`
     std::vector<value> args;
+    friend bool operator==(const generic_data&, const generic_data&) = default;
 };
 
 using response =

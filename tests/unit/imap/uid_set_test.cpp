@@ -19,8 +19,8 @@ uid_set parsed(std::string_view s, std::optional<mail::uid> largest = std::nullo
 TEST(uid_set, parses_and_formats_compactly) {
     EXPECT_EQ(parsed("1:5,7,9:12").to_string(), "1:5,7,9:12");
     EXPECT_EQ(parsed("7,1:5,12,9:11").to_string(), "1:5,7,9:12");
-    EXPECT_EQ(parsed("1,2,3,4").to_string(), "1:4");  // adjacent singles merge
-    EXPECT_EQ(parsed("3:6,1:4").to_string(), "1:6");  // overlapping ranges merge
+    EXPECT_EQ(parsed("1,2,3,4").to_string(), "1:4");   // adjacent singles merge
+    EXPECT_EQ(parsed("3:6,1:4").to_string(), "1:6");   // overlapping ranges merge
     EXPECT_EQ(parsed("4294967295").to_string(), "*");  // the largest UID prints as the marker
     EXPECT_EQ(parsed("1").size(), 1u);
 }
@@ -44,9 +44,9 @@ TEST(uid_set, star_is_a_marker_or_the_given_largest) {
 }
 
 TEST(uid_set, refuses_bad_syntax) {
-    for (std::string_view bad : {"", "0", "0:5", "1:0", ",", "1,", ",1", "1,,2", "1:", ":1", "a",
-                                 "1 2", "-1", "+1", "1:2:3", "4294967296", "99999999999", "1;2",
-                                 "01"}) {
+    for (std::string_view bad :
+         {"", "0", "0:5", "1:0", ",", "1,", ",1", "1,,2", "1:", ":1", "a", "1 2", "-1", "+1",
+          "1:2:3", "4294967296", "99999999999", "1;2", "01"}) {
         auto r = uid_set::parse(bad);
         EXPECT_FALSE(r) << "accepted \"" << bad << "\"";
         if (!r) {
