@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/process.hpp"
@@ -167,7 +169,7 @@ void make_ca(const fs::path& dir, const std::string& name, const std::string& cn
              (dir / (name + ".key")).string(), "-out", (dir / (name + ".pem")).string()});
 }
 
-std::string make_certificates(const fs::path& ssl) {
+void make_certificates(const fs::path& ssl) {
     make_ca(ssl, "ca", "tandem test CA");
     make_ca(ssl, "other-ca", "tandem unrelated CA");
     openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -194,18 +196,50 @@ std::string make_certificates(const fs::path& ssl) {
         if (std::isxdigit(static_cast<unsigned char>(c)))
             hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (hex.size() != 64) throw std::runtime_error("dovecot fixture: bad fingerprint: " + r.output);
-    return hex;
-}
-
-// Dovecot 2.3 wants ssl_dh. Debian ships /usr/share/dovecot/dh.pem; where it is missing,
-// the RFC 7919 group ffdhe2048 costs nothing, unlike `openssl dhparam`.
-fs::path dh_file(const fs::path& ssl) {
-    fs::path shipped = "/usr/share/dovecot/dh.pem";
-    std::error_code ec;
-    if (fs::file_size(shipped, ec) > 0 && !ec) return shipped;
+    write_file(ssl / "server.sha256", hex);
+    // Dovecot 2.3 wants ssl_dh; the RFC 7919 group costs nothing, unlike `openssl dhparam`.
     openssl({"genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048", "-out",
              (ssl / "dh.pem").string()});
-    return ssl / "dh.pem";
+}
+
+constexpr const char* certificate_files[] = {"ca.pem",     "other-ca.pem",  "server.pem",
+                                             "server.key", "server.sha256", "dh.pem"};
+
+bool usable_certificates(const fs::path& dir) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+        (st.st_mode & 077) != 0)
+        return false;
+    std::error_code ec;
+    for (const char* f : certificate_files)
+        if (fs::file_size(dir / f, ec) == 0 || ec) return false;
+    return true;
+}
+
+// The certificates and keys cost several openssl runs: made once per user and kept in
+// $TMPDIR/tandem-test-certs-<euid>-v1 (0700, owned by that user, else not trusted), shared by
+// every fixture and test program. Made in a directory of its own, then renamed into place,
+// so that test programs running in parallel never see half of it.
+const fs::path& shared_certificates() {
+    static std::mutex mutex;
+    static std::map<uid_t, fs::path> made;
+    std::lock_guard lock(mutex);
+    if (auto it = made.find(::geteuid()); it != made.end()) return it->second;
+    const char* tmp = std::getenv("TMPDIR");
+    const fs::path base = tmp && *tmp ? tmp : "/tmp";
+    const fs::path dir = base / ("tandem-test-certs-" + std::to_string(::geteuid()) + "-v1");
+    if (!usable_certificates(dir)) {
+        std::string pattern = (base / "tandem-test-certs.XXXXXX").string();
+        if (!::mkdtemp(pattern.data())) throw std::runtime_error("dovecot fixture: mkdtemp failed");
+        make_certificates(pattern);
+        std::error_code ec;
+        if (fs::exists(dir, ec) && !usable_certificates(dir)) fs::remove_all(dir, ec);
+        fs::rename(pattern, dir, ec);  // fails when another program was faster: use its set
+        fs::remove_all(pattern, ec);
+        if (!usable_certificates(dir))
+            throw std::runtime_error("dovecot fixture: no usable certificates in " + dir.string());
+    }
+    return made.emplace(::geteuid(), dir).first->second;
 }
 
 // The processes of this instance but its master, with their titles: Dovecot titles its
@@ -297,6 +331,8 @@ std::string build_config(const dovecot_options& o, const std::string& instance, 
     if (!root) {
         c << "default_login_user = " << mail.name << "\n"
           << "default_internal_user = " << mail.name << "\n";
+        // Some listeners (stats-writer, dict) belong to this group: it must be one of ours.
+        if (group* g = ::getgrgid(mail.gid)) c << "default_internal_group = " << g->gr_name << "\n";
     } else {
         // Debian's dovecot-core creates these; a bare install may lack them.
         if (!lookup_user("dovenull")) c << "default_login_user = " << mail.name << "\n";
@@ -334,7 +370,9 @@ std::string build_config(const dovecot_options& o, const std::string& instance, 
     c << "}\n";
     if (!root) c << "service auth-worker {\n  user = $default_internal_user\n}\n";
     // No penalty for failed logins from 127.0.0.1: it would slow down the next tests.
-    c << "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+    c << "service anvil {\n"
+      << (root ? "" : "  chroot =\n")
+      << "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
       // The tunnel's imap process, running as the mail user, reports stats here.
       << "service stats {\n  unix_listener stats-writer {\n    mode = 0666\n  }\n}\n"
       << "service doveadm {\n  inet_listener {\n    port = 0\n  }\n}\n";
@@ -375,8 +413,15 @@ dovecot::dovecot(dovecot_options options)
     // Read by the auth process, which runs as the internal user: test passwords only.
     write_file(d / "passwd", passwd);
 
-    cert_sha256_ = make_certificates(d / "ssl");
-    const fs::path dh = dh_file(d / "ssl");
+    const fs::path& certs = shared_certificates();
+    for (const char* f : certificate_files)
+        fs::copy_file(certs / f, d / "ssl" / f, fs::copy_options::overwrite_existing);
+    cert_sha256_ = read_file(d / "ssl" / "server.sha256");
+    // Debian ships a dh.pem with dovecot-core; a trimmed install may lack it.
+    const fs::path shipped_dh = "/usr/share/dovecot/dh.pem";
+    std::error_code ec;
+    const fs::path dh =
+        fs::file_size(shipped_dh, ec) > 0 && !ec ? shipped_dh : d / "ssl" / "dh.pem";
 
     std::string capability;
     if (!options_.hidden_capabilities.empty()) {
@@ -444,19 +489,23 @@ dovecot::~dovecot() {
     if (!impl_ || !impl_->master) return;
     auto& master = *impl_->master;
     ::kill(master.pid(), SIGTERM);
-    // The log process outlives the others by a second on its way out (it waits for late
-    // writers); once it is the last child there is nothing left to log, so end it at once.
+    // The children end within milliseconds of the SIGTERM; the log process and the master
+    // then linger for a second or more (waiting for late writers). Once the log process is the
+    // last child, nothing is left to log: end both at once.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!master.wait(std::chrono::milliseconds(5)) &&
            std::chrono::steady_clock::now() < deadline) {
         auto children = instance_processes(impl_->instance, master.pid());
-        if (!children.empty() && std::all_of(children.begin(), children.end(),
-                                             [](auto& c) { return c.second.ends_with("/log"); }))
+        if (std::all_of(children.begin(), children.end(),
+                        [](auto& c) { return c.second.ends_with("/log"); })) {
             for (auto& c : children) ::kill(c.first, SIGKILL);
+            ::kill(master.pid(), SIGKILL);
+            break;
+        }
     }
     master.stop(std::chrono::seconds(1));
-    // The master has reaped its children when it exits on SIGTERM; whatever is still there
-    // (a child stuck on its way out) is this instance's, found by its title.
+    // Whatever is still there (a child stuck on its way out) is this instance's, found by its
+    // title; Dovecot's children also end by themselves once the master is gone.
     for (auto& c : instance_processes(impl_->instance, master.pid())) ::kill(c.first, SIGKILL);
 }
 

@@ -216,9 +216,11 @@ void fake_imap_server::run() {
                     close_connection();
                     return finish(false);
                 }
-                vars_[0] = line.substr(0, line.find(' '));
-                for (std::size_t g = 1; g < vars_.size(); ++g)
-                    vars_[g] = g < m.size() ? m[g].str() : "";
+                // An empty line ends a command after its literal: the command's tag stays.
+                if (!line.empty()) vars_[0] = line.substr(0, line.find(' '));
+                if (m.size() > 1)
+                    for (std::size_t g = 1; g < vars_.size(); ++g)
+                        vars_[g] = g < m.size() ? m[g].str() : "";
                 break;
             }
             case step::kind::expect_bytes: {

@@ -44,8 +44,9 @@ class fake_imap_server {
     // Sends `bytes` as they are (after the same substitutions); no CRLF is added.
     static step send_raw(std::string bytes) { return {step::kind::send_raw, std::move(bytes)}; }
     // Reads one line (without its CRLF) and checks that the whole line matches `regex`
-    // (ECMAScript). The first word of the line becomes $tag; the groups become $1..$9. A
-    // mismatch fails the script: it is recorded and the connection is closed.
+    // (ECMAScript). The first word of the line becomes $tag (an empty line, the end of a
+    // command after a literal, keeps it); the groups of a regex that has some become $1..$9.
+    // A mismatch fails the script: it is recorded and the connection is closed.
     static step expect(std::string regex) { return {step::kind::expect, std::move(regex)}; }
     // Reads exactly `n` bytes (a literal that the client sends after a continuation).
     static step expect_bytes(std::size_t n) { return {step::kind::expect_bytes, {}, n}; }

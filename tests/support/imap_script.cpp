@@ -38,6 +38,8 @@ class response_reader {
         }
     }
     const std::string& all() const { return all_; }
+    // What came in after the last whole response.
+    const std::string& rest() const { return buffer_; }
 
   private:
     static constexpr std::size_t npos = std::string::npos;
@@ -146,9 +148,8 @@ imap_transcript imap_script(const dovecot& server, std::string_view user,
     }
     child.write("z LOGOUT\r\n");
     child.close_stdin();
-    child.read_all(5s);
+    t.text = reader.all() + reader.rest() + child.read_all(5s);
     child.wait(5s);
-    t.text = reader.all();
     return t;
 }
 
