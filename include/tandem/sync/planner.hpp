@@ -31,6 +31,8 @@ struct channel_rules {
     // never trip it.
     double max_delete_share = 0.5;
     std::uint32_t guard_min_removals = 3;
+    // An absolute limit instead (`max-delete = 100`): more removals than this trip the guard.
+    std::optional<std::uint64_t> max_delete_count;
     bool force = false;
     std::uint64_t max_size = 0;  // 0: no limit; larger messages are not copied (reported)
 
@@ -144,10 +146,13 @@ struct notice {
         conflict,              // expunged on one side, changed on the other: the expunge won
         mailbox_gone,          // a mailbox vanished on one side and is not removed on the other
         guard_tripped,         // the mass-removal guard stopped this mailbox pair
+        mailbox_not_created,   // a new mailbox exists on one side only and may not be created
     };
     kind what;
     std::string mailbox;
-    side on = side::a;
+    side on = side::a;  // the side the notice is about: where the flags were lost, the
+                        // message was skipped, the mailbox vanished or is missing, the
+                        // removals would happen
     mail::uid uid = 0;
     std::string text;
 };
