@@ -1,0 +1,771 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/store/maildir_store.hpp"
+
+#include "tandem/journal/journal.hpp"
+#include "tandem/maildir/filename.hpp"
+#include "tandem/maildir/keywords.hpp"
+#include "tandem/util/fs.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace tandem::store {
+namespace {
+
+using lmdb_write_txn = journal::lmdb::write_txn;
+
+// Bodies below this size travel in memory; larger ones as their file (store.hpp).
+constexpr std::uint64_t memory_body_limit = std::uint64_t{1} << 20;
+
+// The highest UIDVALIDITY this store ever gave out lives in a folder record of its own,
+// under a store key that no real store id can produce (ids are paths or names without
+// control characters; the journal's keys end a store id with NUL, so no prefix overlap).
+// It is what keeps a folder that is removed and created again in the same second from
+// getting its old UIDVALIDITY back (RFC 9051 2.3.1.1: a UIDVALIDITY is never reused).
+constexpr std::string_view mark_suffix = "\x01uidvalidity";
+constexpr std::string_view mark_folder = "high-water mark";
+
+std::string root_id(const std::filesystem::path& root) {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(root, ec);
+    if (ec) return root.lexically_normal().string();
+    auto canon = std::filesystem::weakly_canonical(abs, ec);
+    return (ec ? abs.lexically_normal() : canon).string();
+}
+
+const char* subdir_name(maildir::subdir s) {
+    return s == maildir::subdir::cur ? "cur" : "new";
+}
+
+error_code from_errno(int e) {
+    if (e == ENOSPC || e == EDQUOT) return errc::storage_full;
+    return error_code(e, boost::system::generic_category());
+}
+
+// Reads a file that stays its owner's (a non-temporary message_body).
+maildir::body_reader fd_reader(int fd) {
+    return [fd](std::span<char> b) -> result<std::size_t> {
+        for (;;) {
+            ssize_t n = ::read(fd, b.data(), b.size());
+            if (n >= 0) return static_cast<std::size_t>(n);
+            if (errno != EINTR) return from_errno(errno);
+        }
+    };
+}
+
+}  // namespace
+
+struct maildir_store::impl {
+    explicit impl(maildir_store_options&& o)
+        : journal(o.journal),
+          root(root_id(o.root)),
+          id(o.store_id.empty() ? root.string() : std::move(o.store_id)),
+          mark_key(id + std::string(mark_suffix)),
+          logger(std::move(o.logger)),
+          tree(root, o.layout, maildir::folder_options{o.separator, o.fsync, o.settle, o.write}) {}
+
+    journal::journal& journal;
+    std::filesystem::path root;
+    std::string id;
+    std::string mark_key;
+    log::logger logger;
+    maildir::tree tree;
+    std::string last_error;
+    // Folder objects live across calls: each caches where its files are, so that a fetch
+    // after a scan does not list the directory again for every message.
+    std::map<std::string, maildir::folder> folders;
+    std::set<std::pair<std::string, std::string>> warned;  // (folder, keyword)
+
+    error_code fail(error_code ec, std::string text) {
+        last_error = std::move(text);
+        return ec;
+    }
+    error_code journal_fail(error_code ec, std::string_view what) {
+        return fail(ec, std::string(what) + ": journal: " + ec.message());
+    }
+    // A failure of the maildir layer, with its words (path and OS error).
+    error_code folder_fail(error_code ec, std::string_view what, const maildir::folder& f) {
+        if (ec == errc::storage_full)
+            return fail(ec, std::string(what) + ": the disk is full: no space left in " +
+                                f.path().string() + " (" + f.last_error() + ")");
+        return fail(ec, std::string(what) + ": " + f.last_error());
+    }
+
+    result<std::string> canonical(std::string_view name) {
+        auto c = tree.canonical(name);
+        if (!c) return fail(c.error(), tree.last_error());
+        return c;
+    }
+
+    result<maildir::folder*> open_folder(const std::string& canon) {
+        auto it = folders.find(canon);
+        if (it != folders.end() && maildir::folder::exists(it->second.path())) return &it->second;
+        auto f = tree.open(canon);
+        if (!f) {
+            if (it != folders.end()) folders.erase(it);
+            return fail(f.error(), tree.last_error());
+        }
+        auto [pos, ignored] = folders.insert_or_assign(canon, std::move(*f));
+        return &pos->second;
+    }
+
+    // Greater than every UIDVALIDITY given out before by this store, and than none if
+    // the clock went back.
+    result<mail::uidvalidity> fresh_uidvalidity(lmdb_write_txn& t) {
+        auto mark = journal.open_maildir_folder(t, mark_key, mark_folder, 0);
+        if (!mark) return mark.error();
+        auto now = static_cast<std::uint64_t>(std::max<std::time_t>(std::time(nullptr), 1));
+        std::uint64_t uv = std::max<std::uint64_t>(now, std::uint64_t{mark->uidvalidity} + 1);
+        if (uv > std::numeric_limits<mail::uidvalidity>::max())
+            return make_error_code(errc::invalid_argument);  // 2106, or 4 billion folders
+        if (auto r = journal.reset_maildir_folder(t, *mark, static_cast<mail::uidvalidity>(uv)); !r)
+            return r.error();
+        return static_cast<mail::uidvalidity>(uv);
+    }
+
+    // The folder's record, made with a fresh UIDVALIDITY the first time the folder is seen.
+    result<journal::maildir_folder> record(lmdb_write_txn& t, const std::string& canon) {
+        auto found = journal.find_maildir_folder(t, id, canon);
+        if (!found) return found.error();
+        if (*found) return **found;
+        auto uv = fresh_uidvalidity(t);
+        if (!uv) return uv.error();
+        return journal.open_maildir_folder(t, id, canon, *uv);
+    }
+
+    // Records of many folders: a read transaction, and a write one only for new folders.
+    result<std::vector<journal::maildir_folder>> records(const std::vector<std::string>& names,
+                                                         std::vector<std::uint32_t>& counts) {
+        std::vector<journal::maildir_folder> out(names.size());
+        counts.assign(names.size(), 0);
+        std::vector<std::size_t> missing;
+        {
+            auto t = journal.begin_read();
+            if (!t) return t.error();
+            for (std::size_t i = 0; i < names.size(); ++i) {
+                auto f = journal.find_maildir_folder(*t, id, names[i]);
+                if (!f) return f.error();
+                if (!*f) {
+                    missing.push_back(i);
+                    continue;
+                }
+                out[i] = **f;
+                auto l = journal.maildir_list(*t, out[i]);
+                if (!l) return l.error();
+                counts[i] = static_cast<std::uint32_t>(l->size());
+            }
+        }
+        if (missing.empty()) return out;
+        auto w = journal.write([&](lmdb_write_txn& t) -> result<void> {
+            for (auto i : missing) {
+                auto r = record(t, names[i]);
+                if (!r) return r.error();
+                out[i] = *r;
+            }
+            return {};
+        });
+        if (!w) return w.error();
+        return out;
+    }
+
+    result<mailbox_status> status_of(maildir::folder& f, const journal::maildir_folder& rec,
+                                     std::uint32_t messages) {
+        auto token = f.change_token();
+        if (!token) return folder_fail(token.error(), "status", f);
+        mailbox_status s;
+        s.uidvalidity = rec.uidvalidity;
+        s.uidnext = rec.next_uid;
+        s.messages = messages;
+        s.scan_token = std::move(*token);
+        return s;
+    }
+
+    // The base names of `uids` (empty where the journal has none), from one read txn that
+    // ends before anything else happens.
+    result<std::vector<std::string>> bases_of(const std::string& canon,
+                                              std::span<const mail::uid> uids,
+                                              std::optional<journal::maildir_folder>* rec_out) {
+        std::vector<std::string> out(uids.size());
+        auto t = journal.begin_read();
+        if (!t) return journal_fail(t.error(), "read " + canon);
+        auto rec = journal.find_maildir_folder(*t, id, canon);
+        if (!rec) return journal_fail(rec.error(), "read " + canon);
+        if (rec_out) *rec_out = *rec;
+        if (!*rec) return out;
+        for (std::size_t i = 0; i < uids.size(); ++i) {
+            auto n = journal.maildir_name(*t, **rec, uids[i]);
+            if (!n) return journal_fail(n.error(), "read " + canon);
+            if (*n) out[i] = std::move(**n);
+        }
+        return out;
+    }
+
+    result<maildir::keyword_file> keywords(const maildir::folder& f) {
+        auto k = maildir::keyword_file::load(f.path());
+        if (!k) return fail(k.error(), "read keywords of " + f.path().string());
+        return k;
+    }
+
+    // Gives letters to the keywords of `flags`; those that fit nowhere are reported once.
+    result<void> assign_keywords(maildir::keyword_file& kw, const std::string& canon,
+                                 const std::vector<std::string>& wanted) {
+        if (wanted.empty()) return {};
+        auto unfit = kw.assign(wanted);
+        if (!unfit) return fail(unfit.error(), "keywords of " + canon + ": " + kw.last_error());
+        for (const auto& k : *unfit) {
+            if (!warned.emplace(canon, k).second) continue;
+            logger.warning("keyword \"" + k + "\" does not fit in the file names of folder \"" +
+                           canon + "\" (" + kw.folder().string() +
+                           "): dovecot-keywords has no free letter or cannot hold it; "
+                           "the files do not carry it");
+        }
+        return {};
+    }
+};
+
+maildir_store::maildir_store(maildir_store_options options)
+    : impl_(std::make_unique<impl>(std::move(options))) {}
+
+maildir_store::~maildir_store() = default;
+
+std::string maildir_store::describe() const {
+    return "maildir " + impl_->root.string();
+}
+
+const std::string& maildir_store::last_error() const {
+    return impl_->last_error;
+}
+
+const std::string& maildir_store::store_id() const {
+    return impl_->id;
+}
+
+result<std::vector<mailbox_entry>> maildir_store::list() {
+    auto& d = *impl_;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(d.root, ec)) {
+        bool known = false;
+        {
+            auto t = d.journal.begin_read();
+            if (!t) return d.journal_fail(t.error(), "list " + d.root.string());
+            auto mark = d.journal.find_maildir_folder(*t, d.mark_key, mark_folder);
+            if (!mark) return d.journal_fail(mark.error(), "list " + d.root.string());
+            known = mark->has_value();
+        }
+        if (known) {
+            // An unmounted disk looks like this: creating an empty tree in its place would
+            // make every folder look emptied. Report them missing and let the engine judge.
+            d.logger.warning("the Maildir root " + d.root.string() +
+                             " does not exist, but this store synced folders there before: "
+                             "not creating it (is the file system mounted?)");
+            return std::vector<mailbox_entry>{};
+        }
+        if (auto r = d.tree.create_root(); !r) return d.fail(r.error(), d.tree.last_error());
+        d.logger.info("created the Maildir root " + d.root.string());
+    }
+    auto listing = d.tree.list();
+    if (!listing) return d.fail(listing.error(), d.tree.last_error());
+    for (const auto& p : listing->skipped)
+        if (d.warned.emplace(p.string(), std::string()).second)
+            d.logger.warning("skipping the maildir " + p.string() +
+                             ": its directory name does not map to a folder name");
+
+    std::vector<std::uint32_t> counts;
+    auto recs = d.records(listing->folders, counts);
+    if (!recs) return d.journal_fail(recs.error(), "list " + d.root.string());
+    std::vector<mailbox_entry> out;
+    out.reserve(listing->folders.size());
+    for (std::size_t i = 0; i < listing->folders.size(); ++i) {
+        const auto& name = listing->folders[i];
+        auto f = d.open_folder(name);
+        if (!f) {
+            if (f.error() == errc::not_found) continue;  // removed since the listing
+            return f.error();
+        }
+        auto s = d.status_of(**f, (*recs)[i], counts[i]);
+        if (!s) {
+            if (!maildir::folder::exists((*f)->path())) continue;
+            return s.error();
+        }
+        mailbox_entry e;
+        e.name = name;
+        e.status = std::move(*s);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+result<mailbox_status> maildir_store::status(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto f = d.open_folder(*canon);
+    if (!f) return f.error();
+    std::vector<std::uint32_t> counts;
+    auto recs = d.records({*canon}, counts);
+    if (!recs) return d.journal_fail(recs.error(), "status " + *canon);
+    return d.status_of(**f, recs->front(), counts.front());
+}
+
+result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
+                                               const known_state& known) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    maildir::folder& f = **fo;
+    auto scan = f.scan(maildir::scan_mode::full);
+    if (!scan) return d.folder_fail(scan.error(), "scan " + *canon, f);
+    auto kw = d.keywords(f);
+    if (!kw) return kw.error();
+
+    const auto& entries = scan->entries;
+    std::vector<mail::uid> uids(entries.size());
+    std::vector<bool> fresh(entries.size());
+    journal::maildir_folder rec;
+    // One transaction: a base name that is new gets the next UID, a mapped one that is gone
+    // is forgotten (its UID is never given out again).
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        auto r = d.record(t, *canon);
+        if (!r) return r.error();
+        rec = *r;
+        auto mapped = d.journal.maildir_list(t, rec);
+        if (!mapped) return mapped.error();
+        std::unordered_map<std::string_view, mail::uid> by_name;
+        by_name.reserve(mapped->size());
+        for (const auto& m : *mapped) by_name.emplace(m.name, m.uid);
+        std::unordered_set<std::string_view> present;
+        present.reserve(entries.size());
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            present.insert(entries[i].base);
+            auto it = by_name.find(entries[i].base);
+            fresh[i] = it == by_name.end();
+            if (!fresh[i]) {
+                uids[i] = it->second;
+                continue;
+            }
+            auto u = d.journal.maildir_assign(t, rec, entries[i].base);
+            if (!u) return u.error();
+            uids[i] = *u;
+        }
+        for (const auto& m : *mapped) {
+            if (present.contains(m.name)) continue;
+            if (auto g = d.journal.maildir_forget(t, rec, m.name); !g) return g.error();
+        }
+        return {};
+    });
+    if (!w) return d.journal_fail(w.error(), "scan " + *canon);
+
+    mailbox_changes out;
+    out.complete = true;
+    out.status.uidvalidity = rec.uidvalidity;
+    out.status.uidnext = rec.next_uid;
+    out.status.messages = static_cast<std::uint32_t>(entries.size());
+    out.status.scan_token = scan->token;
+    out.uidvalidity_changed =
+        known.status.uidvalidity != 0 && known.status.uidvalidity != rec.uidvalidity;
+    // Content keys cost a read of each header: only for messages the engine has not seen
+    // under these UIDs, unless it asks for all.
+    const bool all_keys = known.full || known.status.uidvalidity != rec.uidvalidity;
+    out.messages.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const auto& e = entries[i];
+        mail::message_info m;
+        m.uid = uids[i];
+        m.flags = kw->decode(e.system, e.keywords);
+        m.size = e.size;
+        m.internal_date = e.mtime;
+        m.identity = e.base;
+        if (all_keys || fresh[i]) {
+            auto id = f.message_id(e.base);
+            if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
+            // A file gone since the scan has no key; the next scan sees it gone.
+            if (*id) m.content_key = **id + "/" + std::to_string(e.size);
+        }
+        out.messages.push_back(std::move(m));
+    }
+    std::sort(out.messages.begin(), out.messages.end(),
+              [](const auto& a, const auto& b) { return a.uid < b.uid; });
+    std::vector<mail::uid> now(uids);
+    std::sort(now.begin(), now.end());
+    for (auto u : known.uids)
+        if (!std::binary_search(now.begin(), now.end(), u)) out.vanished.push_back(u);
+    return out;
+}
+
+result<void> maildir_store::fetch(
+    const std::string& mailbox, std::span<const mail::uid> uids,
+    const std::function<result<void>(mail::uid, message_body&&)>& deliver) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    maildir::folder& f = **fo;
+    auto bases = d.bases_of(*canon, uids, nullptr);
+    if (!bases) return bases.error();
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+        const auto& base = (*bases)[i];
+        if (base.empty()) continue;
+        auto file = f.open(base);
+        if (!file) return d.folder_fail(file.error(), "fetch from " + *canon, f);
+        if (!*file) continue;  // expunged by a mail client since the scan
+        message_body body;
+        body.size = (*file)->size();
+        if (body.size < memory_body_limit) {
+            auto data = (*file)->read_all();
+            if (!data)
+                return d.fail(data.error(), "fetch from " + *canon + ": read " +
+                                                (*file)->file_name() + ": " +
+                                                data.error().message());
+            body.data = std::move(*data);
+            body.size = body.data.size();
+        } else {
+            // The descriptor stays open while the receiver reads, but the receiver wants a
+            // path: the current one, found again if a mail client renamed the file.
+            auto e = f.find(base);
+            if (!e) return d.folder_fail(e.error(), "fetch from " + *canon, f);
+            if (!*e) continue;
+            body.file = f.path() / subdir_name((*e)->subdir) / (*e)->file_name;
+        }
+        if (auto r = deliver(uids[i], std::move(body)); !r) {
+            d.last_error = "fetch from " + *canon + ": uid " + std::to_string(uids[i]) + ": " +
+                           r.error().message();
+            return r.error();
+        }
+    }
+    return {};
+}
+
+result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
+                                                     std::vector<outgoing_message>&& messages) {
+    auto& d = *impl_;
+    // The temporary bodies are ours from here on: whatever happens, none is left behind.
+    std::size_t adopted = 0;
+    auto drop_spools = [&] {
+        for (std::size_t i = adopted; i < messages.size(); ++i) {
+            const auto& b = messages[i].body;
+            if (b.temporary && !b.file.empty()) ::unlink(b.file.c_str());
+        }
+        adopted = messages.size();
+    };
+    auto canon = d.canonical(mailbox);
+    if (!canon) {
+        drop_spools();
+        return canon.error();
+    }
+    auto fo = d.open_folder(*canon);
+    if (!fo) {
+        drop_spools();
+        return fo.error();
+    }
+    maildir::folder& f = **fo;
+    if (messages.empty()) return std::vector<mail::uid>{};
+    auto kw = d.keywords(f);
+    if (!kw) {
+        drop_spools();
+        return kw.error();
+    }
+    std::vector<std::string> wanted;
+    for (const auto& m : messages)
+        for (const auto& k : m.flags.keywords())
+            if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) wanted.push_back(k);
+    if (auto r = d.assign_keywords(*kw, *canon, wanted); !r) {
+        drop_spools();
+        return r.error();
+    }
+
+    const std::string what = "append to " + *canon;
+    std::vector<std::string> bases;
+    {
+        maildir::delivery_batch batch(f);
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            auto& m = messages[i];
+            auto enc = kw->encode(m.flags);
+            maildir::new_message nm{enc.system, enc.keywords, m.internal_date};
+            result<void> r;
+            if (m.body.file.empty()) {
+                r = batch.add(m.body.data, nm);
+            } else if (m.body.temporary) {
+                r = batch.add_file(m.body.file, nm);
+                // add_file copies across file systems and leaves the spool file: ours to go.
+                ::unlink(m.body.file.c_str());
+                adopted = i + 1;
+            } else {
+                fs::unique_fd in(::open(m.body.file.c_str(), O_RDONLY | O_CLOEXEC));
+                if (!in) {
+                    int e = errno;
+                    drop_spools();
+                    return d.fail(from_errno(e), what + ": open " + m.body.file.string() + ": " +
+                                                     std::strerror(e));
+                }
+                r = batch.add(fd_reader(in.get()), nm);
+            }
+            if (!r) {
+                drop_spools();
+                return d.folder_fail(r.error(), what, f);  // the batch removes its tmp/ files
+            }
+        }
+        auto done = batch.commit();
+        if (!done) {
+            auto ec = d.folder_fail(done.error(), what, f);
+            // The call fails as a whole: files that reached cur/ would come back as new
+            // messages in the next scan and be copied a second time.
+            for (const auto& b : batch.committed()) (void)f.remove(b);
+            (void)f.sync();
+            return ec;
+        }
+        bases = std::move(*done);
+    }
+
+    std::vector<mail::uid> out(bases.size());
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        auto rec = d.record(t, *canon);
+        if (!rec) return rec.error();
+        for (std::size_t i = 0; i < bases.size(); ++i) {
+            auto u = d.journal.maildir_assign(t, *rec, bases[i]);
+            if (!u) return u.error();
+            out[i] = *u;
+        }
+        return {};
+    });
+    if (!w) {
+        auto ec = d.journal_fail(w.error(), what);
+        for (const auto& b : bases) (void)f.remove(b);
+        (void)f.sync();
+        return ec;
+    }
+    return out;
+}
+
+result<void> maildir_store::set_flags(const std::string& mailbox,
+                                      std::span<const flag_change> changes) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    maildir::folder& f = **fo;
+    std::vector<mail::uid> uids;
+    uids.reserve(changes.size());
+    for (const auto& c : changes) uids.push_back(c.uid);
+    auto bases = d.bases_of(*canon, uids, nullptr);
+    if (!bases) return bases.error();
+    auto kw = d.keywords(f);
+    if (!kw) return kw.error();
+    std::vector<std::string> wanted;
+    for (const auto& c : changes)
+        for (const auto& k : c.add.keywords())
+            if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) wanted.push_back(k);
+    if (auto r = d.assign_keywords(*kw, *canon, wanted); !r) return r.error();
+
+    const std::string what = "set flags in " + *canon;
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        const auto& base = (*bases)[i];
+        if (base.empty()) continue;
+        // The file's flags as they are now: a mail client may have changed others since the
+        // scan, and only the flags of this change are ours to set.
+        auto e = f.find(base);
+        if (!e) return d.folder_fail(e.error(), what, f);
+        if (!*e) continue;
+        auto now = kw->decode((*e)->system, (*e)->keywords);
+        auto next = now.minus(changes[i].remove).united(changes[i].add);
+        auto enc = kw->encode(next);
+        // Letters without a line in dovecot-keywords mean something to someone: keep them.
+        std::string letters = enc.keywords;
+        for (char c : (*e)->keywords)
+            if (!kw->keyword_of(c)) letters += c;
+        auto o = f.set_flags(base, enc.system, maildir::sorted_letters(letters));
+        if (!o) return d.folder_fail(o.error(), what, f);
+    }
+    if (auto r = f.sync(); !r) return d.folder_fail(r.error(), what, f);
+    return {};
+}
+
+result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
+                                                   std::span<const mail::uid> uids,
+                                                   const std::string& to) {
+    auto& d = *impl_;
+    auto src_name = d.canonical(from);
+    if (!src_name) return src_name.error();
+    auto dst_name = d.canonical(to);
+    if (!dst_name) return dst_name.error();
+    auto src_f = d.open_folder(*src_name);
+    if (!src_f) return src_f.error();
+    auto dst_f = d.open_folder(*dst_name);
+    if (!dst_f) return dst_f.error();
+    maildir::folder& src = **src_f;
+    maildir::folder& dst = **dst_f;
+    std::optional<journal::maildir_folder> src_rec;
+    auto bases = d.bases_of(*src_name, uids, &src_rec);
+    if (!bases) return bases.error();
+    std::vector<mail::uid> out(uids.size(), 0);
+    if (!src_rec) return out;
+
+    const std::string what = "move from " + *src_name + " to " + *dst_name;
+    auto src_kw = d.keywords(src);
+    if (!src_kw) return src_kw.error();
+    auto dst_kw = d.keywords(dst);
+    if (!dst_kw) return dst_kw.error();
+    // Keyword letters are per folder: the destination's may differ, so first give every
+    // keyword that goes along a letter there.
+    std::vector<std::optional<mail::flag_set>> flags(uids.size());
+    std::vector<std::string> wanted;
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+        if ((*bases)[i].empty()) continue;
+        auto e = src.find((*bases)[i]);
+        if (!e) return d.folder_fail(e.error(), what, src);
+        if (!*e) continue;
+        flags[i] = src_kw->decode((*e)->system, (*e)->keywords);
+        for (const auto& k : flags[i]->keywords())
+            if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) wanted.push_back(k);
+    }
+    if (auto r = d.assign_keywords(*dst_kw, *dst_name, wanted); !r) return r.error();
+
+    std::vector<std::size_t> moved;
+    error_code failed;
+    for (std::size_t i = 0; i < uids.size() && !failed; ++i) {
+        if (!flags[i]) continue;
+        auto letters = dst_kw->encode(*flags[i]).keywords;
+        auto o = src.move_to((*bases)[i], dst, std::nullopt, std::string_view(letters));
+        if (!o) {
+            failed = d.folder_fail(o.error(), what, src);
+            break;
+        }
+        if (*o == maildir::outcome::done) moved.push_back(i);
+    }
+    // Renames are durable once both directories are; only then does the journal say so.
+    if (auto r = src.sync(); !r) return d.folder_fail(r.error(), what, src);
+    if (auto r = dst.sync(); !r) return d.folder_fail(r.error(), what, dst);
+    // What moved is recorded even if a later one failed: the files are where they are.
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        auto dst_rec = d.record(t, *dst_name);
+        if (!dst_rec) return dst_rec.error();
+        for (auto i : moved) {
+            if (auto g = d.journal.maildir_forget(t, *src_rec, (*bases)[i]); !g) return g.error();
+            auto u = d.journal.maildir_assign(t, *dst_rec, (*bases)[i]);
+            if (!u) return u.error();
+            out[i] = *u;
+        }
+        return {};
+    });
+    if (!w) return d.journal_fail(w.error(), what);
+    if (failed) return failed;
+    return out;
+}
+
+result<void> maildir_store::expunge(const std::string& mailbox, std::span<const mail::uid> uids) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    maildir::folder& f = **fo;
+    std::optional<journal::maildir_folder> rec;
+    auto bases = d.bases_of(*canon, uids, &rec);
+    if (!bases) return bases.error();
+    if (!rec) return {};
+    const std::string what = "expunge from " + *canon;
+    std::vector<std::size_t> removed;
+    error_code failed;
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+        if ((*bases)[i].empty()) continue;
+        auto o = f.remove((*bases)[i]);
+        if (!o) {
+            failed = d.folder_fail(o.error(), what, f);
+            break;
+        }
+        removed.push_back(i);  // done or already gone: either way the UID is void
+    }
+    if (auto r = f.sync(); !r) return d.folder_fail(r.error(), what, f);
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        for (auto i : removed)
+            if (auto g = d.journal.maildir_forget(t, *rec, (*bases)[i]); !g) return g.error();
+        return {};
+    });
+    if (!w) return d.journal_fail(w.error(), what);
+    if (failed) return failed;
+    return {};
+}
+
+result<void> maildir_store::create(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto path = d.tree.path_of(*canon);
+    if (!path) return d.fail(path.error(), d.tree.last_error());
+    const bool existed = maildir::folder::exists(*path);
+    auto f = d.tree.create(*canon);
+    if (!f) return d.fail(f.error(), "create " + *canon + ": " + d.tree.last_error());
+    d.folders.erase(*canon);
+    if (existed) return {};
+    // A new folder: a record left from an earlier folder of this name (removed by a mail
+    // client) must not lend it its UIDs.
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        if (auto e = d.journal.erase_maildir_folder(t, d.id, *canon); !e) return e.error();
+        auto r = d.record(t, *canon);
+        if (!r) return r.error();
+        return {};
+    });
+    if (!w) return d.journal_fail(w.error(), "create " + *canon);
+    return {};
+}
+
+result<void> maildir_store::remove(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    maildir::folder& f = **fo;
+    const std::string what = "remove " + *canon;
+    auto scan = f.scan(maildir::scan_mode::names);
+    if (!scan) return d.folder_fail(scan.error(), what, f);
+    std::size_t unknown = 0;
+    std::string example;
+    {
+        auto t = d.journal.begin_read();
+        if (!t) return d.journal_fail(t.error(), what);
+        auto rec = d.journal.find_maildir_folder(*t, d.id, *canon);
+        if (!rec) return d.journal_fail(rec.error(), what);
+        for (const auto& e : scan->entries) {
+            std::optional<mail::uid> u;
+            if (*rec) {
+                auto r = d.journal.maildir_uid(*t, **rec, e.base);
+                if (!r) return d.journal_fail(r.error(), what);
+                u = *r;
+            }
+            if (u) continue;
+            if (unknown++ == 0) example = e.file_name;
+        }
+    }
+    if (unknown > 0)
+        return d.fail(error_code(static_cast<int>(std::errc::directory_not_empty),
+                                 boost::system::generic_category()),
+                      what + ": " + f.path().string() + " holds " + std::to_string(unknown) +
+                          " message(s) that were never synced (e.g. " + example +
+                          "); not removing it");
+    if (auto r = d.tree.remove(*canon, true); !r)
+        return d.fail(r.error(), what + ": " + d.tree.last_error());
+    d.folders.erase(*canon);
+    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+        auto e = d.journal.erase_maildir_folder(t, d.id, *canon);
+        if (!e) return e.error();
+        return {};
+    });
+    if (!w) return d.journal_fail(w.error(), what);
+    return {};
+}
+
+}  // namespace tandem::store
