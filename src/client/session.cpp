@@ -630,7 +630,7 @@ struct session::impl {
 session::session(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 session::~session() = default;
 
-result<std::unique_ptr<session>> session::connect(const endpoint& ep, net::failure* why) {
+result<std::unique_ptr<session>> session::connect(const endpoint& ep, connect_failure* why) {
     net::transport_config cfg;
     cfg.host = ep.host;
     cfg.port = ep.port;
@@ -641,38 +641,57 @@ result<std::unique_ptr<session>> session::connect(const endpoint& ep, net::failu
     cfg.connect_timeout = ep.connect_timeout;
     cfg.read_timeout = ep.read_timeout;
     auto p = std::make_unique<impl>(ep);
+    net::failure transport;
+    auto report = [&](std::string step, error_code ec, std::string message = {}) {
+        if (message.empty())
+            message = step + " failed: " +
+                      (p->last_error.text.empty() ? ec.message() : p->last_error.describe());
+        p->trace(trace_direction::info, message);
+        if (why) {
+            why->step = std::move(step);
+            why->message = std::move(message);
+            why->transport = transport;
+            why->server = p->last_error;
+        }
+        return ec;
+    };
     p->trace(trace_direction::info, ep.tunnel.empty()
                                         ? "connecting to " + ep.host + ":" + std::to_string(ep.port)
                                         : "starting tunnel " + ep.tunnel.front());
-    auto conn = net::connection::open(cfg, why);
-    if (!conn) {
-        if (why) p->trace(trace_direction::info, why->message);
-        return conn.error();
-    }
+    auto conn = net::connection::open(cfg, &transport);
+    if (!conn) return report(net::to_string(transport.step), conn.error(), transport.message);
     p->conn = std::move(*conn);
-    if (auto r = p->read_greeting(); !r) return r.error();
+    if (auto r = p->read_greeting(); !r) return report("greeting", r.error());
     const auto& g = *p->greeting;
     if (g.cond == imap::condition::bye) {
         p->last_error = {g.cond, g.code, g.text};
-        return errc::server_bye;
+        return report("greeting", errc::server_bye);
     }
     bool preauth = g.cond == imap::condition::preauth;
     bool plain_tcp = ep.tunnel.empty() && ep.tls == net::tls_mode::starttls;
     if (preauth && plain_tcp) {
         // RFC 9051 7.1.4: a PREAUTH in clear text leaves no chance for STARTTLS.
         p->last_error = {g.cond, g.code, "PREAUTH greeting before STARTTLS: " + g.text};
-        return errc::starttls_unavailable;
+        return report("STARTTLS", errc::starttls_unavailable);
     }
     if (p->offered.empty()) {
-        if (auto r = p->capability(); !r) return r.error();
+        if (auto r = p->capability(); !r) return report("greeting", r.error());
     }
     if (plain_tcp) {
-        if (auto r = p->starttls(why); !r) return r.error();
+        if (auto r = p->starttls(&transport); !r) {
+            if (transport.step != net::step::none)
+                return report(net::to_string(transport.step), r.error(), transport.message);
+            return report("STARTTLS", r.error());
+        }
     }
     if (!preauth) {
-        if (auto r = p->authenticate(); !r) return r.error();
+        if (auto r = p->authenticate(); !r)
+            return report(
+                "authentication", r.error(),
+                "authentication as " + ep.user + " failed: " +
+                    (p->last_error.text.empty() ? r.error().message() : p->last_error.describe()));
     }
-    if (auto r = p->after_login(); !r) return r.error();
+    if (auto r = p->after_login(); !r) return report("setup", r.error());
     return std::unique_ptr<session>(new session(std::move(p)));
 }
 

@@ -158,6 +158,17 @@ struct copy_result {
     std::vector<std::pair<mail::uid, mail::uid>> mapping;  // source -> destination (COPYUID)
 };
 
+// Why connect() failed, step by step (for `check-config --connect`).
+struct connect_failure {
+    // "resolve", "connect", "spawn", "TLS handshake", "TLS verification", "greeting",
+    // "STARTTLS", "authentication", "setup"
+    std::string step;
+    // One line for a person: "authentication as alice failed: [AUTHENTICATIONFAILED] ..."
+    std::string message;
+    net::failure transport;  // when the transport failed
+    completion server;       // the server's answer, when it gave one
+};
+
 // Untagged data given to a command's handler; return true to claim it.
 using untagged_handler = std::function<bool(imap::response&)>;
 using message_callback = std::function<void(imap::fetch_data&&)>;
@@ -167,9 +178,9 @@ class session {
     // Connects and runs the whole opening: greeting, CAPABILITY, STARTTLS (errc::
     // starttls_unavailable when required and not offered), authentication (errc::
     // authentication_failed with the server's text in last_error()), ENABLE, ID, COMPRESS.
-    // `why`, when given, tells the failing step for transport errors.
+    // `why`, when given, tells the failing step and the server's or the TLS layer's words.
     static result<std::unique_ptr<session>> connect(const endpoint& ep,
-                                                    net::failure* why = nullptr);
+                                                    connect_failure* why = nullptr);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
