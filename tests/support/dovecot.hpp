@@ -10,6 +10,12 @@
 // mail/<user>/Maildir. Nothing touches /etc/dovecot or the system's Dovecot. As root the
 // mail belongs to the system user "tandemtest" (created when missing); as another user,
 // every Dovecot process runs as that user.
+//
+// The master is a child of the test with PR_SET_PDEATHSIG, tied by Linux to the creating
+// thread: construct the fixture in the test's thread (or one that outlives it).
+// The CA, the unrelated CA and the server certificate are made once per system user and
+// shared by every fixture (cached in $TMPDIR/tandem-test-certs-<euid>-v1); each fixture
+// gets its own copy of the files.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +39,8 @@ struct dovecot_options {
     // The imap_zlib plugin: COMPRESS=DEFLATE (RFC 4978).
     bool compress = true;
     // Capabilities that Dovecot must not advertise after login, e.g. {"CONDSTORE", "QRESYNC"}.
+    // Dovecot's imap_capability replaces the whole list, so the pre-login greeting then shows
+    // the post-login words too (plus STARTTLS and AUTH=); after LOGIN they are exact.
     // Hiding a capability only hides the word: Dovecot still accepts the command
     // (hiding "COMPRESS=DEFLATE" is the exception: it leaves out the plugin too).
     std::vector<std::string> hidden_capabilities;
