@@ -392,12 +392,10 @@ dovecot::dovecot(dovecot_options options)
     fs::permissions(d, fs::perms(0755));
     for (const char* sub : {"run", "state", "log", "ssl", "mail"}) fs::create_directories(d / sub);
     fs::permissions(d / "ssl", fs::perms(0700));
+    // The tunnel's shell opens its log before it drops to the mail user.
     write_file(m.tunnel_log(), "");
-    if (::geteuid() == 0) {
-        // The tunnel's log is opened by the shell before it drops to the mail user.
-        if (::chown((d / "mail").c_str(), m.mail.uid, m.mail.gid) != 0)
-            throw std::runtime_error("dovecot fixture: chown failed");
-    }
+    if (::geteuid() == 0 && ::chown((d / "mail").c_str(), m.mail.uid, m.mail.gid) != 0)
+        throw std::runtime_error("dovecot fixture: chown failed");
 
     std::string passwd;
     for (const auto& u : options_.users) {
@@ -466,10 +464,9 @@ dovecot::dovecot(dovecot_options options)
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         bool up = false;
         while (std::chrono::steady_clock::now() < deadline && m.master->running()) {
-            // master.pid comes after the signal handlers: a SIGTERM before them would kill the
-            // master alone and orphan its children.
-            std::error_code ec;
-            // A SIGTERM while the master still starts its services leaves it waiting 5 s for them.
+            // Ready means master.pid (written after the signal handlers are set: a SIGTERM
+            // before them kills the master alone and orphans its children) and a greeting (the
+            // services are up: a SIGTERM while they start leaves the master waiting 5 s).
             if (fs::file_size(d / "run" / "master.pid", ec) > 0 && !ec && port_greets(imap_port_)) {
                 up = true;
                 break;
