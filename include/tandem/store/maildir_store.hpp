@@ -29,15 +29,15 @@ namespace tandem::store {
 
 struct maildir_store_options {
     journal::journal& journal;  // outlives the store
-    std::filesystem::path root;
+    std::filesystem::path root{};
     maildir::layout_kind layout = maildir::layout_kind::verbatim;
     // fsync delivered files and changed directories before the journal records them. Off
     // only for tests and throw-away trees.
     bool fsync = true;
     // The journal's key for this tree; empty: the canonical absolute path of `root`. Two
     // spellings of one root must give one id, or the UIDs of one would void the other's.
-    std::string store_id;
-    log::logger logger;
+    std::string store_id{};
+    log::logger logger{};
     // Passed to every folder (folder.hpp): the info separator, how long a directory time
     // stamp needs to settle, and the write hook through which tests inject ENOSPC.
     char separator = maildir::default_separator;
