@@ -8,3 +8,4 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON
 cmake --build build -j2
 cd build
 ctest --output-on-failure -j2 --timeout 600
+(cd .. && contrib/fuzz.sh)  # the fuzz targets over their corpora, then briefly fuzzed

@@ -307,7 +307,7 @@ class reader {
     std::size_t pos_ = 0;
     std::span<const literal_desc> lits_;
     std::size_t next_literal_ = 0;
-    const parser_limits& limits_;
+    parser_limits limits_;           // by value: readers are made from temporaries
     const sink_provider* provider_;  // null in the prefix analysis: no side effects there
     std::size_t items_ = 0;
 };

@@ -756,6 +756,14 @@ TEST(parser, dovecot_transcripts_parse_whole_and_split) {
     }
 }
 
+TEST(parser, every_split_of_the_synthetic_seed_corpus_file) {
+    auto input = read_file(TANDEM_SOURCE_DIR "/tests/fuzz/corpus/parser/synthetic-all-forms.txt");
+    auto o = whole(input);
+    ASSERT_FALSE(o.error) << o.detail;
+    EXPECT_EQ(o.raw.size(), 21u);  // one per line that starts a response
+    check_every_split(input);
+}
+
 TEST(parser, dovecot_transcript_values) {
     auto o = whole(
         read_file(TANDEM_SOURCE_DIR "/tests/fuzz/corpus/parser/dovecot-session-select-fetch.txt"));
