@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+// The store interface over one IMAP session (DESIGN.md "Cost of a sync"). What it costs per
+// call depends on the server's tier, chosen from its capabilities at run time (issue 3):
+// QRESYNC (changes in the SELECT itself), CONDSTORE only (CHANGEDSINCE for flags, a UID
+// listing for expunges), or neither (a FLAGS scan). Commands that do not depend on each
+// other's answers go out in one flight.
+//
+// Names: the canonical name (UTF-8, '/' between levels, "INBOX") maps to the server's name
+// through the hierarchy delimiter that LIST reports and modified UTF-7. A server name with a
+// '/' inside one of its levels cannot be written canonically: list() skips it with a warning.
+#pragma once
+
+#include "tandem/client/session.hpp"
+#include "tandem/store/store.hpp"
+#include "tandem/util/log.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace tandem::store {
+
+struct imap_store_options {
+    // Where bodies of spool_threshold bytes or more are written as they arrive (fetch()
+    // hands them out as temporary files). Empty: $TMPDIR, else /tmp.
+    std::filesystem::path spool_dir;
+    std::uint64_t spool_threshold = 1024 * 1024;
+};
+
+class imap_store final : public store {
+  public:
+    // Connects and logs in, so that the caller can tell a connection or authentication
+    // failure from a later one. On failure `error_text` says which host and which step
+    // ("imap alice@mail.example:993: authentication as alice failed: [AUTHENTICATIONFAILED]
+    // ..."); it never holds the secret. Capabilities to ignore (QRESYNC on iCloud) are in
+    // the endpoint.
+    static result<std::unique_ptr<imap_store>> connect(const client::endpoint& ep,
+                                                       const log::logger& logger,
+                                                       std::string* error_text = nullptr,
+                                                       imap_store_options options = {});
+    ~imap_store() override;
+    imap_store(const imap_store&) = delete;
+    imap_store& operator=(const imap_store&) = delete;
+
+    // "imap alice@mail.example:993", or "imap tunnel".
+    std::string describe() const override;
+    // `APPEND to "Sent" failed: NO [OVERQUOTA] Quota exceeded`.
+    const std::string& last_error() const override;
+
+    // One round trip with LIST-STATUS; else LIST, then STATUS of every selectable mailbox in
+    // one flight. The mailbox selected at the time gets no status (RFC 9051 6.3.11: STATUS of
+    // the selected mailbox may be stale): ask status() for it.
+    result<std::vector<mailbox_entry>> list() override;
+    result<mailbox_status> status(const std::string& mailbox) override;
+    // The status returned is the one of the SELECT (HIGHESTMODSEQ as of its tagged OK, RFC
+    // 7162 6), so that anything that happens later shows up again in the next run. Updates
+    // that arrive meanwhile (EXPUNGE, VANISHED, FETCH FLAGS) are folded into the answer.
+    result<mailbox_changes> changes(const std::string& mailbox, const known_state& known) override;
+    // Bodies under spool_threshold come in memory; larger ones as temporary files in the
+    // spool directory, written as the bytes arrive.
+    result<void> fetch(
+        const std::string& mailbox, std::span<const mail::uid> uids,
+        const std::function<result<void>(mail::uid, message_body&&)>& deliver) override;
+    // UIDs from APPENDUID; without UIDPLUS, found again by Message-ID among the UIDs from the
+    // UIDNEXT before the APPEND (0 when there is none). Temporary bodies are deleted
+    // whatever the outcome.
+    result<std::vector<mail::uid>> append(const std::string& mailbox,
+                                          std::vector<outgoing_message>&& messages) override;
+    // +FLAGS.SILENT / -FLAGS.SILENT deltas only, never the replacing FLAGS: a flag another
+    // client changes meanwhile survives.
+    result<void> set_flags(const std::string& mailbox,
+                           std::span<const flag_change> changes) override;
+    result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,
+                                        const std::string& to) override;
+    // UID EXPUNGE (UIDPLUS). Without UIDPLUS a plain EXPUNGE, but only when no other message
+    // carries \Deleted; otherwise the given messages keep \Deleted and the call fails
+    // (errc::missing_capability) saying why.
+    result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) override;
+    result<void> create(const std::string& mailbox) override;
+    result<void> remove(const std::string& mailbox) override;
+
+    // The session underneath, for what the interface does not cover (IDLE, counters).
+    client::session& session();
+
+    struct impl;
+
+  private:
+    explicit imap_store(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tandem::store

@@ -1,0 +1,1181 @@
+// SPDX-License-Identifier: MIT
+// The store interface over a client::session. Each call selects its mailbox as needed and
+// sends the commands that do not depend on one another in one flight (send all, then wait
+// all). Untagged data that arrives while changes() runs goes through one collector in the
+// order the server sent it, so that an EXPUNGE's sequence number is read against the right
+// table and no update is lost.
+#include "tandem/store/imap_store.hpp"
+
+#include "imap_store_p.hpp"
+#include "tandem/imap/datetime.hpp"
+#include "tandem/maildir/folder.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace tandem::store {
+
+namespace detail {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::toupper(static_cast<unsigned char>(x)) ==
+                      std::toupper(static_cast<unsigned char>(y));
+           });
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    for (;;) {
+        auto p = s.find(sep);
+        out.push_back(s.substr(0, p));
+        if (p == std::string_view::npos) break;
+        s.remove_prefix(p + 1);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::string> canonical_name(std::string_view server, std::optional<char> delimiter) {
+    std::vector<std::string_view> levels;
+    if (delimiter)
+        levels = split(server, *delimiter);
+    else
+        levels.push_back(server);
+    std::string out;
+    for (std::size_t i = 0; i < levels.size(); ++i) {
+        auto level = levels[i];
+        if (level.find('/') != std::string_view::npos && delimiter != '/') return std::nullopt;
+        if (i > 0) out += '/';
+        // RFC 3501 5.1: INBOX is case-insensitive; its children keep its spelling.
+        if (i == 0 && iequals(level, "INBOX"))
+            out += "INBOX";
+        else
+            out += level;
+    }
+    return out;
+}
+
+std::optional<std::string> server_name(std::string_view canonical, std::optional<char> delimiter) {
+    if (!delimiter) {
+        if (canonical.find('/') != std::string_view::npos) return std::nullopt;
+        return std::string(canonical);
+    }
+    if (*delimiter == '/') return std::string(canonical);
+    std::string out;
+    auto levels = split(canonical, '/');
+    for (std::size_t i = 0; i < levels.size(); ++i) {
+        if (levels[i].find(*delimiter) != std::string_view::npos) return std::nullopt;
+        if (i > 0) out += *delimiter;
+        out += levels[i];
+    }
+    return out;
+}
+
+std::string content_key(const std::optional<std::string>& message_id, std::uint64_t size,
+                        std::int64_t internal_date) {
+    if (message_id) return *message_id + "/" + std::to_string(size);
+    return "nomsgid/" + std::to_string(size) + "/" + std::to_string(internal_date);
+}
+
+std::string special_use(const std::vector<std::string>& attributes) {
+    static constexpr std::string_view uses[] = {"\\All",  "\\Archive", "\\Drafts", "\\Flagged",
+                                                "\\Junk", "\\Sent",    "\\Trash"};
+    for (auto& a : attributes)
+        for (auto u : uses)
+            if (iequals(a, u)) return std::string(u);
+    return {};
+}
+
+flag_groups group_flag_changes(std::span<const flag_change> changes) {
+    flag_groups g;
+    auto put = [](std::vector<flag_group>& groups, const mail::flag_set& f, mail::uid u) {
+        if (f.empty() || u == 0) return;
+        for (auto& x : groups) {
+            if (x.flags == f) {
+                x.uids.insert(u);
+                return;
+            }
+        }
+        groups.push_back({f, {}});
+        groups.back().uids.insert(u);
+    };
+    for (auto& c : changes) {
+        put(g.add, c.add, c.uid);
+        put(g.remove, c.remove, c.uid);
+    }
+    return g;
+}
+
+std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::string>>& ids,
+                                         const std::vector<std::string>& distinct,
+                                         const std::vector<std::vector<mail::uid>>& found) {
+    std::vector<mail::uid> out(ids.size(), 0);
+    std::vector<std::size_t> next(distinct.size(), 0);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (!ids[i]) continue;
+        auto it = std::find(distinct.begin(), distinct.end(), *ids[i]);
+        if (it == distinct.end()) continue;
+        auto j = static_cast<std::size_t>(it - distinct.begin());
+        if (j < found.size() && next[j] < found[j].size()) out[i] = found[j][next[j]++];
+    }
+    return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+using client::completion;
+
+constexpr std::size_t max_set_bytes = 8000;     // RFC 7162 4: keep command lines short
+constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids set is left out
+constexpr std::size_t header_window = 64 * 1024;
+const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]";
+
+std::string in_quotes(std::string_view name) {
+    return "\"" + std::string(name) + "\"";
+}
+
+std::vector<imap::uid_set> chunks(const imap::uid_set& set) {
+    std::vector<imap::uid_set> out;
+    for (auto& piece : set.split(max_set_bytes))
+        if (auto p = imap::uid_set::parse(piece)) out.push_back(std::move(*p));
+    return out;
+}
+
+imap::uid_set from_uid(mail::uid first) {
+    return imap::uid_set{{std::max<mail::uid>(first, 1), imap::uid_set::star}};
+}
+
+// The first bytes of a body: its header, for the Message-ID.
+std::string head_of(const message_body& b) {
+    if (b.file.empty()) return b.data.substr(0, std::min(b.data.size(), header_window));
+    std::ifstream in(b.file, std::ios::binary);
+    std::string s(header_window, '\0');
+    in.read(s.data(), static_cast<std::streamsize>(s.size()));
+    s.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    return s;
+}
+
+// A body written to a spool file as its bytes arrive. Destroyed without finish(): the
+// parser gave up on it, and so does the file.
+struct spooled {
+    std::filesystem::path path;
+    std::uint64_t size = 0;
+    int error = 0;  // errno of a failed create or write
+};
+
+class spool_sink final : public imap::body_sink {
+  public:
+    spool_sink(const std::filesystem::path& dir, std::map<std::uint32_t, spooled>& done,
+               std::uint32_t seq)
+        : done_(done), seq_(seq) {
+        std::string tmpl = (dir / "tandem-spool-XXXXXX").string();
+        fd_ = ::mkstemp(tmpl.data());  // 0600: a body is private
+        if (fd_ < 0)
+            out_.error = errno;
+        else
+            out_.path = tmpl;
+    }
+    ~spool_sink() override {
+        if (fd_ >= 0) ::close(fd_);
+        if (!finished_ && !out_.path.empty()) {
+            std::error_code ec;
+            std::filesystem::remove(out_.path, ec);
+        }
+    }
+    void write(std::span<const char> piece) override {
+        if (fd_ < 0 || out_.error) return;
+        const char* p = piece.data();
+        std::size_t left = piece.size();
+        while (left > 0) {
+            auto n = ::write(fd_, p, left);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                out_.error = errno;
+                return;
+            }
+            p += n;
+            left -= static_cast<std::size_t>(n);
+            out_.size += static_cast<std::uint64_t>(n);
+        }
+    }
+    void finish() override {
+        if (fd_ >= 0 && ::close(fd_) != 0 && !out_.error) out_.error = errno;
+        fd_ = -1;
+        finished_ = true;
+        done_[seq_] = out_;
+    }
+
+  private:
+    std::map<std::uint32_t, spooled>& done_;
+    std::uint32_t seq_;
+    int fd_ = -1;
+    bool finished_ = false;
+    spooled out_;
+};
+
+void remove_file(const std::filesystem::path& p) {
+    std::error_code ec;
+    if (!p.empty()) std::filesystem::remove(p, ec);
+}
+
+// What changes() learns of one message, merged from every FETCH that names it.
+struct seen_message {
+    mail::message_info info;
+    bool has_flags = false;
+    bool full = false;  // size, date, Message-ID and identity came
+};
+
+// Routes the untagged data of changes() in the order it came: FETCH by UID into `messages`,
+// EXPUNGE through the sequence number table, VANISHED, EXISTS and the UID SEARCH answer.
+struct collector {
+    std::map<mail::uid, seen_message> messages;
+    std::vector<mail::uid> msn;  // sequence number - 1 -> UID; 0 where unknown
+    imap::uid_set expunged;
+    std::optional<imap::uid_set> all_uids;  // the UID SEARCH ALL answer
+    std::shared_ptr<std::string> search_tag = std::make_shared<std::string>();
+    // RFC 3501 6.4.8: `N:*` returns the last message even below N; its full items are
+    // dropped for UIDs below this (they are not new). 0: nothing dropped.
+    mail::uid echo_below = 0;
+
+    bool on_response(imap::response& r) {
+        if (auto* f = std::get_if<imap::fetch_data>(&r)) {
+            on_fetch(*f);
+            return true;
+        }
+        if (auto* e = std::get_if<imap::expunge_data>(&r)) {
+            if (e->seq >= 1 && e->seq <= msn.size()) {
+                if (auto u = msn[e->seq - 1]) expunged.insert(u);
+                msn.erase(msn.begin() + (e->seq - 1));
+            }
+            return true;
+        }
+        if (auto* v = std::get_if<imap::vanished_data>(&r)) {
+            if (v->earlier) return false;  // only the QRESYNC SELECT asks for those
+            expunged |= v->uids;
+            auto before = msn.size();
+            std::erase_if(msn, [&](mail::uid u) { return u != 0 && v->uids.contains(u); });
+            // A vanished UID whose slot was unknown leaves the table one too long: blank it,
+            // so that no later EXPUNGE is read against a wrong position.
+            if (before - msn.size() != v->uids.size()) std::fill(msn.begin(), msn.end(), 0);
+            return true;
+        }
+        if (auto* x = std::get_if<imap::exists_data>(&r)) {
+            if (x->count > msn.size()) msn.resize(x->count, 0);
+            return true;
+        }
+        if (auto* s = std::get_if<imap::search_data>(&r)) {
+            set_all(s->numbers);
+            return true;
+        }
+        if (auto* e = std::get_if<imap::esearch_data>(&r)) {
+            if (e->tag && *e->tag != *search_tag) return false;
+            imap::uid_set all = e->all ? *e->all : imap::uid_set{};
+            all_uids = all;
+            msn.assign(all.begin(), all.end());
+            return true;
+        }
+        return false;
+    }
+
+    void set_all(const std::vector<std::uint32_t>& numbers) {
+        imap::uid_set all;
+        for (auto n : numbers) all.insert(n);
+        all_uids = all;
+        msn.assign(all.begin(), all.end());  // in UID order, which is sequence order
+    }
+
+    void on_fetch(imap::fetch_data& f) {
+        std::optional<mail::uid> uid = f.uid;
+        if (f.seq >= 1) {
+            if (f.seq > msn.size()) msn.resize(f.seq, 0);
+            if (uid)
+                msn[f.seq - 1] = *uid;
+            else if (msn[f.seq - 1] != 0)
+                uid = msn[f.seq - 1];
+        }
+        if (!uid) return;  // a flag update of a message not yet named: the next run sees it
+        if (f.rfc822_size && *uid < echo_below) return;
+        auto& m = messages[*uid];
+        m.info.uid = *uid;
+        if (f.flags) {
+            m.info.flags = f.flag_set();
+            m.has_flags = true;
+        }
+        if (f.modseq) m.info.modseq = *f.modseq;
+        if (f.rfc822_size) {
+            m.info.size = *f.rfc822_size;
+            m.info.internal_date = f.internaldate.value_or(0);
+            if (f.emailid)
+                m.info.identity = *f.emailid;
+            else if (f.x_gm_msgid)
+                m.info.identity = std::to_string(*f.x_gm_msgid);
+            else if (f.x_guid)
+                m.info.identity = *f.x_guid;
+            std::optional<std::string> id;
+            for (auto& b : f.bodies)
+                if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
+                    id = maildir::find_message_id(b.data);
+            m.info.content_key = detail::content_key(id, m.info.size, m.info.internal_date);
+            m.full = true;
+        }
+    }
+};
+
+}  // namespace
+
+struct imap_store::impl {
+    std::unique_ptr<client::session> s;
+    log::logger log;
+    imap_store_options options;
+    std::string description;
+    std::string last_error;
+    bool delimiter_known = false;
+    std::optional<char> delimiter;
+    std::map<std::string, std::string> names;  // canonical -> server (UTF-8) name
+    bool no_xguid = false;                     // the server refused FETCH X-GUID
+
+    bool condstore() const { return s->qresync_enabled() || s->has("CONDSTORE"); }
+
+    // ---- errors
+
+    // "NO [TRYCREATE] Mailbox doesn't exist: Sent" for a server's answer, else what failed.
+    std::string words(error_code ec) const {
+        if (ec == errc::command_failed || ec == errc::command_rejected || ec == errc::server_bye) {
+            const auto& c = s->last_error();
+            const char* cond = c.status == imap::condition::no    ? "NO"
+                               : c.status == imap::condition::bad ? "BAD"
+                               : c.status == imap::condition::bye ? "BYE"
+                                                                  : "OK";
+            return std::string(cond) + " " + c.describe();
+        }
+        return ec.message();
+    }
+
+    error_code fail(error_code ec, const std::string& what) {
+        last_error = what + " failed: " + words(ec);
+        log.debug(description + ": " + last_error);
+        return ec;
+    }
+
+    error_code fail_text(error_code ec, std::string text) {
+        last_error = std::move(text);
+        log.debug(description + ": " + last_error);
+        return ec;
+    }
+
+    // ---- names
+
+    result<void> learn_delimiter() {
+        if (delimiter_known) return {};
+        // RFC 3501 6.3.8: LIST "" "" answers with the hierarchy delimiter.
+        std::optional<char> found;
+        bool got = false;
+        auto tag = s->send(imap::cmd::list("", ""), [&](imap::response& r) {
+            auto* l = std::get_if<imap::list_data>(&r);
+            if (!l || l->lsub || got) return false;
+            found = l->delimiter;
+            got = true;
+            return true;
+        });
+        if (!tag) return fail(tag.error(), "LIST");
+        if (auto c = s->wait(*tag); !c) return fail(c.error(), "LIST");
+        delimiter = found;
+        delimiter_known = true;
+        return {};
+    }
+
+    result<std::string> server_name(const std::string& canonical) {
+        if (auto it = names.find(canonical); it != names.end()) return it->second;
+        if (auto r = learn_delimiter(); !r) return r.error();
+        auto n = detail::server_name(canonical, delimiter);
+        if (!n)
+            return fail_text(errc::invalid_mailbox_name,
+                             "mailbox " + in_quotes(canonical) +
+                                 " cannot be named on this server (hierarchy delimiter " +
+                                 (delimiter ? std::string(1, *delimiter) : std::string("NIL")) +
+                                 ")");
+        return *n;
+    }
+
+    // ---- selection
+
+    // Data of a mailbox that was selected before: what it says is covered by the listing of
+    // the next SELECT, which is older than any status this store returns.
+    void discard_unsolicited() {
+        auto q = s->take_unsolicited();
+        if (!q.empty())
+            log.trace(description + ": " + std::to_string(q.size()) +
+                      " earlier mailbox update(s) left to the next listing");
+    }
+
+    result<client::select_result> select(const std::string& canonical, const std::string& server,
+                                         const client::select_options& so = {}) {
+        discard_unsolicited();
+        auto sel = s->select(server, so);
+        if (!sel) return fail(sel.error(), "SELECT " + in_quotes(canonical));
+        return sel;
+    }
+
+    result<void> ensure_selected(const std::string& canonical, const std::string& server) {
+        if (s->selected() == server) return {};
+        auto sel = select(canonical, server);
+        if (!sel) return sel.error();
+        return {};
+    }
+
+    mailbox_status status_of(mail::uidvalidity uv, mail::uid next, mail::modseq hms,
+                             std::uint32_t messages) const {
+        mailbox_status st;
+        st.uidvalidity = uv;
+        st.uidnext = next;
+        st.messages = messages;
+        st.highestmodseq = condstore() ? hms : 0;
+        // 0 is a mailbox without persistent mod-sequences (RFC 7162 3.1.2.2).
+        st.tracks_flag_changes = condstore() && st.highestmodseq != 0;
+        return st;
+    }
+
+    mailbox_status status_of(const imap::status_data& d) const {
+        return status_of(d.uidvalidity.value_or(0), d.uidnext.value_or(0),
+                         d.highestmodseq.value_or(0), d.messages.value_or(0));
+    }
+
+    mailbox_status status_of(const client::select_result& r) const {
+        return status_of(r.uidvalidity, r.uidnext, r.nomodseq ? 0 : r.highestmodseq, r.exists);
+    }
+
+    // The FETCH items for a message seen for the first time.
+    std::vector<std::string> full_items(bool modseq) const {
+        std::vector<std::string> items{"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"};
+        if (modseq) items.push_back("MODSEQ");
+        if (auto id = id_item(); !id.empty()) items.push_back(id);
+        items.push_back(message_id_item);
+        return items;
+    }
+
+    std::string id_item() const {
+        if (s->has("OBJECTID")) return "EMAILID";  // RFC 8474
+        if (s->has("X-GM-EXT-1")) return "X-GM-MSGID";
+        // Dovecot answers X-GUID without announcing it; a server that does not know it says
+        // BAD once and is not asked again.
+        if (!no_xguid) return "X-GUID";
+        return {};
+    }
+
+    // ---- operations
+
+    result<std::vector<mailbox_entry>> list();
+    result<mailbox_changes> changes(const std::string& mailbox, const known_state& known,
+                                    bool* retry);
+};
+
+imap_store::imap_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+imap_store::~imap_store() = default;
+
+result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& ep,
+                                                        const log::logger& logger,
+                                                        std::string* error_text,
+                                                        imap_store_options options) {
+    auto p = std::make_unique<impl>();
+    p->log = logger;
+    p->description = ep.tunnel.empty()
+                         ? "imap " + ep.user + "@" + ep.host + ":" + std::to_string(ep.port)
+                         : "imap tunnel";
+    if (options.spool_dir.empty()) {
+        const char* t = std::getenv("TMPDIR");
+        options.spool_dir = t && *t ? t : "/tmp";
+    }
+    p->options = std::move(options);
+    client::endpoint e = ep;
+    if (!e.trace && logger.enabled(log::level::trace)) {
+        // Client lines come redacted from the command builder: no secret reaches the log.
+        e.trace = [logger, d = p->description](client::trace_direction dir, std::string_view line) {
+            const char* arrow = dir == client::trace_direction::client   ? " C: "
+                                : dir == client::trace_direction::server ? " S: "
+                                                                         : " * ";
+            logger.trace(d + arrow + std::string(line));
+        };
+    }
+    client::connect_failure why;
+    auto s = client::session::connect(e, &why);
+    if (!s) {
+        std::string where =
+            ep.tunnel.empty() ? p->description : p->description + " (" + ep.tunnel.front() + ")";
+        std::string text = where + ": " + (why.message.empty() ? s.error().message() : why.message);
+        logger.debug(text);
+        if (error_text) *error_text = std::move(text);
+        return s.error();
+    }
+    p->s = std::move(*s);
+    return std::unique_ptr<imap_store>(new imap_store(std::move(p)));
+}
+
+std::string imap_store::describe() const {
+    return impl_->description;
+}
+
+const std::string& imap_store::last_error() const {
+    return impl_->last_error;
+}
+
+client::session& imap_store::session() {
+    return *impl_->s;
+}
+
+// ---- list, status
+
+result<std::vector<mailbox_entry>> imap_store::impl::list() {
+    auto listed = s->list("*");
+    if (!listed) return fail(listed.error(), "LIST");
+    if (!listed->empty()) {
+        auto with = std::find_if(listed->begin(), listed->end(),
+                                 [](const client::list_entry& e) { return e.delimiter; });
+        delimiter = with != listed->end() ? with->delimiter : std::nullopt;
+        delimiter_known = true;
+    }
+    names.clear();
+    std::vector<mailbox_entry> out;
+    std::vector<std::string> raw;  // the wire name of out[i]
+    const std::string& selected = s->selected();
+    for (auto& e : *listed) {
+        std::optional<std::string> canonical;
+        if (e.name_decoded) canonical = detail::canonical_name(e.name, e.delimiter);
+        if (!canonical) {
+            log.warning(description + ": mailbox " + in_quotes(e.name) +
+                        " skipped: its name cannot be written with '/' between levels" +
+                        (e.name_decoded ? "" : " (not valid modified UTF-7)"));
+            continue;
+        }
+        if (names.count(*canonical)) {
+            log.warning(description + ": mailbox " + in_quotes(e.name) +
+                        " skipped: it is listed as " + in_quotes(*canonical) + " already");
+            continue;
+        }
+        names[*canonical] = e.name;
+        mailbox_entry m;
+        m.name = *canonical;
+        m.special_use = detail::special_use(e.attributes);
+        m.selectable = !e.has_attribute("\\Noselect") && !e.has_attribute("\\NonExistent");
+        // RFC 9051 6.3.11: the status of the selected mailbox may be stale; left out.
+        if (m.selectable && e.status && e.name != selected) m.status = status_of(*e.status);
+        out.push_back(std::move(m));
+        raw.push_back(e.raw_name);
+    }
+    if (s->has("LIST-STATUS")) return out;
+
+    // Without LIST-STATUS: every STATUS in one flight.
+    std::vector<std::string> items{"MESSAGES", "UIDNEXT", "UIDVALIDITY"};
+    if (condstore()) items.push_back("HIGHESTMODSEQ");
+    std::vector<std::pair<std::size_t, std::string>> tags;
+    std::map<std::size_t, imap::status_data> got;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (!out[i].selectable || names[out[i].name] == selected) continue;
+        auto wire = raw[i];
+        auto tag = s->send(imap::cmd::status(wire, items), [&got, i, wire](imap::response& r) {
+            auto* st = std::get_if<imap::status_data>(&r);
+            if (!st || got.count(i)) return false;
+            // RFC 3501 5.1: the server may spell INBOX otherwise in its answer.
+            bool same = st->mailbox == wire ||
+                        (detail::iequals(st->mailbox, "INBOX") && detail::iequals(wire, "INBOX"));
+            if (!same) return false;
+            got[i] = *st;
+            return true;
+        });
+        if (!tag) return fail(tag.error(), "STATUS " + in_quotes(out[i].name));
+        tags.emplace_back(i, *tag);
+    }
+    for (auto& [i, tag] : tags) {
+        auto c = s->wait(tag);
+        if (!c) {
+            if (c.error() != errc::command_failed && c.error() != errc::command_rejected)
+                return fail(c.error(), "STATUS " + in_quotes(out[i].name));
+            // Removed since the LIST, or not ours to see: no status, the caller asks again.
+            log.debug(description + ": STATUS " + in_quotes(out[i].name) +
+                      " failed: " + words(c.error()));
+            continue;
+        }
+        if (auto it = got.find(i); it != got.end()) out[i].status = status_of(it->second);
+    }
+    return out;
+}
+
+result<std::vector<mailbox_entry>> imap_store::list() {
+    return impl_->list();
+}
+
+result<mailbox_status> imap_store::status(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (d.s->selected() == *srv) {
+        // STATUS of the selected mailbox may be stale (RFC 9051 6.3.11): select it afresh.
+        client::select_options so;
+        so.condstore = true;
+        auto sel = d.select(mailbox, *srv, so);
+        if (!sel) return sel.error();
+        return d.status_of(*sel);
+    }
+    auto st = d.s->status(*srv, {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"});
+    if (!st) return d.fail(st.error(), "STATUS " + in_quotes(mailbox));
+    return d.status_of(*st);
+}
+
+// ---- changes
+
+result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
+                                                  const known_state& known, bool* retry) {
+    auto srv = server_name(mailbox);
+    if (!srv) return srv.error();
+    std::vector<mail::uid> known_uids = known.uids;
+    std::sort(known_uids.begin(), known_uids.end());
+    auto is_known = [&](mail::uid u) {
+        return std::binary_search(known_uids.begin(), known_uids.end(), u);
+    };
+
+    const bool first = known.status.uidvalidity == 0 || known.full;
+    client::select_options so;
+    so.condstore = true;
+    if (!first && s->qresync_enabled() && known.status.highestmodseq != 0) {
+        client::select_options::qresync_state q;
+        q.uidvalidity = known.status.uidvalidity;
+        q.modseq = known.status.highestmodseq;
+        for (auto u : known_uids) q.known_uids.insert(u);
+        // RFC 7162 3.2.5.1: without known-uids the server takes 1:UIDNEXT-1; only VANISHED
+        // gets longer, and unknown UIDs in it are ignored below.
+        if (q.known_uids.to_string().size() > known_uids_limit) q.known_uids.clear();
+        so.qresync = std::move(q);
+    }
+    auto sel = select(mailbox, *srv, so);
+    if (!sel) return sel.error();
+
+    mailbox_changes out;
+    out.status = status_of(*sel);
+    out.uidvalidity_changed =
+        known.status.uidvalidity != 0 && sel->uidvalidity != known.status.uidvalidity;
+
+    enum class tier { listing, qresync, condstore, plain };
+    const bool modseqs = condstore() && !sel->nomodseq && sel->highestmodseq != 0;
+    tier t = tier::plain;
+    if (first || out.uidvalidity_changed)
+        t = tier::listing;
+    else if (sel->qresync && modseqs)
+        t = tier::qresync;
+    else if (modseqs && known.status.highestmodseq != 0)
+        t = tier::condstore;
+    out.complete = t == tier::listing || t == tier::plain;
+
+    const mail::uid from_new = std::max<mail::uid>(known.status.uidnext, 1);
+    collector c;
+    c.msn.assign(sel->exists, 0);
+    if (t != tier::listing) c.echo_below = from_new;
+    // Updates that came during the SELECT, in order, then the QRESYNC answers.
+    for (auto& u : s->take_unsolicited())
+        if (u.mailbox == *srv) c.on_response(u.data);
+    if (t == tier::qresync) {
+        for (auto& f : sel->changed) {
+            imap::response r = std::move(f);
+            c.on_response(r);
+        }
+    }
+
+    auto handler = [&c](imap::response& r) { return c.on_response(r); };
+    struct sent {
+        std::string tag;
+        std::string what;
+        bool asks_id = false;
+    };
+    std::vector<sent> flight;
+    const auto full = full_items(modseqs);
+    const bool asks_xguid = id_item() == "X-GUID";
+    auto send = [&](imap::command cmd, std::string what, bool asks_id) -> result<void> {
+        auto tag = s->send(cmd, handler);
+        if (!tag) return fail(tag.error(), what);
+        flight.push_back({*tag, std::move(what), asks_id});
+        return {};
+    };
+    const std::string in = " in " + in_quotes(mailbox);
+    const bool new_mail = sel->uidnext == 0 || sel->uidnext > from_new;
+    if (sel->exists > 0) {
+        if (t == tier::listing) {
+            if (auto r = send(imap::cmd::uid_fetch(from_uid(1), full), "UID FETCH" + in, true); !r)
+                return r.error();
+        } else {
+            if (t == tier::condstore) {
+                if (auto r = send(imap::cmd::uid_fetch(
+                                      from_uid(1), {"UID", "FLAGS"},
+                                      imap::cmd::changed_since{known.status.highestmodseq, false}),
+                                  "UID FETCH CHANGEDSINCE" + in, false);
+                    !r)
+                    return r.error();
+                // RFC 7162 3.2.1: HIGHESTMODSEQ need not move on expunge here, so expunges
+                // come from a UID listing; unless nothing was added (same UIDNEXT) and the
+                // count is unchanged, which no expunge leaves so.
+                bool untouched = known.status.uidnext != 0 &&
+                                 sel->uidnext == known.status.uidnext &&
+                                 sel->exists == known.status.messages;
+                if (!untouched) {
+                    bool esearch = s->has("ESEARCH");
+                    auto cmd = imap::cmd::uid_search(
+                        {imap::argument::atom("ALL")},
+                        esearch ? std::vector<std::string>{"ALL"} : std::vector<std::string>{});
+                    auto tag = s->send(cmd, handler);
+                    if (!tag) return fail(tag.error(), "UID SEARCH" + in);
+                    *c.search_tag = *tag;
+                    flight.push_back({*tag, "UID SEARCH" + in, false});
+                }
+            } else if (t == tier::plain) {
+                if (auto r = send(imap::cmd::uid_fetch(from_uid(1), {"UID", "FLAGS"}),
+                                  "UID FETCH" + in, false);
+                    !r)
+                    return r.error();
+            }
+            if (new_mail) {
+                if (auto r = send(imap::cmd::uid_fetch(from_uid(from_new), full), "UID FETCH" + in,
+                                  true);
+                    !r)
+                    return r.error();
+            }
+        }
+    } else if (t == tier::condstore) {
+        c.all_uids = imap::uid_set{};  // empty now: every known message is gone
+    }
+
+    auto wait_all = [&]() -> result<void> {
+        std::optional<error_code> first_error;
+        for (auto& f : flight) {
+            auto r = s->wait(f.tag);
+            if (r) continue;
+            if (r.error() == errc::command_rejected && f.asks_id && asks_xguid && !no_xguid) {
+                no_xguid = true;
+                *retry = true;
+            }
+            if (!first_error) first_error = fail(r.error(), f.what);
+        }
+        flight.clear();
+        if (first_error) return *first_error;
+        return {};
+    };
+    if (auto r = wait_all(); !r) return r.error();
+    for (auto& u : s->take_unsolicited())
+        if (u.mailbox == *srv) c.on_response(u.data);
+
+    // A complete listing without CONDSTORE names messages that the journal does not hold
+    // (skipped before, or lost) with flags only: their size and keys come now.
+    if (t == tier::plain) {
+        imap::uid_set missing;
+        for (auto& [u, m] : c.messages)
+            if (!m.full && u < from_new && !is_known(u) && !c.expunged.contains(u))
+                missing.insert(u);
+        if (!missing.empty()) {
+            c.echo_below = 0;
+            for (auto& piece : chunks(missing))
+                if (auto r = send(imap::cmd::uid_fetch(piece, full), "UID FETCH" + in, true); !r)
+                    return r.error();
+            if (auto r = wait_all(); !r) return r.error();
+        }
+    }
+
+    imap::uid_set gone = c.expunged;
+    if (t == tier::qresync) gone |= sel->vanished;
+    if (t == tier::condstore && c.all_uids)
+        for (auto u : known_uids)
+            if (!c.all_uids->contains(u)) gone.insert(u);
+
+    for (auto& [u, m] : c.messages) {
+        if (gone.contains(u)) continue;
+        bool keep = false;
+        switch (t) {
+            case tier::listing:
+                keep = m.full;
+                break;
+            case tier::plain:
+                keep = m.has_flags && (m.full || (u < from_new && is_known(u)));
+                break;
+            case tier::qresync:
+            case tier::condstore:
+                // New ones with everything; of the rest only what the journal holds.
+                keep = u >= from_new ? m.full : (is_known(u) && m.has_flags);
+                break;
+        }
+        if (keep) out.messages.push_back(std::move(m.info));
+    }
+    if (!out.complete)
+        for (auto u : known_uids)
+            if (gone.contains(u)) out.vanished.push_back(u);
+    return out;
+}
+
+result<mailbox_changes> imap_store::changes(const std::string& mailbox, const known_state& known) {
+    bool retry = false;
+    auto r = impl_->changes(mailbox, known, &retry);
+    if (!r && retry) {
+        impl_->log.debug(impl_->description + ": the server does not know X-GUID");
+        r = impl_->changes(mailbox, known, &retry);
+    }
+    return r;
+}
+
+// ---- fetch
+
+result<void> imap_store::fetch(
+    const std::string& mailbox, std::span<const mail::uid> uids,
+    const std::function<result<void>(mail::uid, message_body&&)>& deliver) {
+    auto& d = *impl_;
+    imap::uid_set set;
+    for (auto u : uids)
+        if (u != 0) set.insert(u);
+    if (set.empty()) return {};
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
+
+    std::map<std::uint32_t, spooled> done;  // by sequence number
+    const auto threshold = d.options.spool_threshold;
+    const auto dir = d.options.spool_dir;
+    auto bodies = [&](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
+        if (ctx.size < threshold || !ctx.section.empty() || ctx.origin) return nullptr;
+        return std::make_unique<spool_sink>(dir, done, ctx.seq);
+    };
+    std::optional<error_code> deliver_error;
+    int spool_error = 0;
+    std::set<mail::uid> delivered;
+    auto on_message = [&](imap::fetch_data&& f) {
+        if (!f.uid || delivered.count(*f.uid)) return;
+        auto b = std::find_if(f.bodies.begin(), f.bodies.end(), [](const imap::body_section& s) {
+            return s.item == "BODY" && s.section.empty() && !s.origin;
+        });
+        if (b == f.bodies.end() || b->nil) return;  // a flag update, not our answer
+        message_body body;
+        if (b->streamed) {
+            auto it = done.find(f.seq);
+            if (it == done.end()) return;
+            spooled sp = std::move(it->second);
+            done.erase(it);
+            if (sp.error) {
+                remove_file(sp.path);
+                if (!spool_error) spool_error = sp.error;
+                return;
+            }
+            body.file = sp.path;
+            body.temporary = true;
+            body.size = sp.size;
+        } else {
+            body.size = b->data.size();
+            body.data = std::move(b->data);
+        }
+        delivered.insert(*f.uid);
+        if (deliver_error || spool_error) {
+            remove_file(body.file);
+            return;
+        }
+        if (auto r = deliver(*f.uid, std::move(body)); !r) deliver_error = r.error();
+    };
+    auto r = d.s->uid_fetch(set, {"UID", "BODY.PEEK[]"}, on_message, {}, bodies);
+    for (auto& [seq, sp] : done) remove_file(sp.path);
+    if (!r) return d.fail(r.error(), "UID FETCH from " + in_quotes(mailbox));
+    if (spool_error)
+        return d.fail_text(errc::storage_full, "UID FETCH from " + in_quotes(mailbox) +
+                                                   ": cannot write a spool file in " +
+                                                   dir.string() + ": " +
+                                                   std::strerror(spool_error));
+    if (deliver_error) return *deliver_error;
+    return {};
+}
+
+// ---- append
+
+result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
+                                                  std::vector<outgoing_message>&& messages) {
+    auto& d = *impl_;
+    struct cleanup {
+        std::vector<outgoing_message>& m;
+        ~cleanup() {
+            for (auto& x : m)
+                if (x.body.temporary) remove_file(x.body.file);
+        }
+    } on_exit{messages};
+    if (messages.empty()) return std::vector<mail::uid>{};
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+
+    // Without UIDPLUS (or with it hidden on purpose), codes the server sends anyway are not
+    // relied on: the UIDs are found again from the UIDNEXT before the APPEND.
+    const bool uidplus = d.s->has("UIDPLUS");
+    mail::uid uidnext_before = 0;
+    std::vector<std::optional<std::string>> ids;
+    if (!uidplus) {
+        client::select_options so;
+        so.condstore = true;
+        auto sel = d.select(mailbox, *srv, so);
+        if (!sel) return sel.error();
+        uidnext_before = sel->uidnext;
+        for (auto& m : messages) ids.push_back(maildir::find_message_id(head_of(m.body)));
+    }
+
+    std::vector<client::append_item> items;
+    items.reserve(messages.size());
+    for (auto& m : messages) {
+        std::optional<imap::date_time> date;
+        if (m.internal_date != 0)
+            date = imap::date_time{m.internal_date, imap::local_offset_minutes(m.internal_date)};
+        if (m.body.file.empty()) {
+            items.push_back(
+                {m.flags, date, imap::literal_data::from_memory(std::move(m.body.data))});
+            continue;
+        }
+        std::uint64_t size = m.body.size;
+        if (size == 0) {
+            std::error_code ec;
+            size = std::filesystem::file_size(m.body.file, ec);
+            if (ec)
+                return d.fail_text(errc::not_found, "APPEND to " + in_quotes(mailbox) +
+                                                        ": cannot read " + m.body.file.string() +
+                                                        ": " + ec.message());
+        }
+        items.push_back({m.flags, date, imap::literal_data::from_file(m.body.file, size)});
+    }
+    auto r = d.s->append(*srv, items);
+    if (!r) return d.fail(r.error(), "APPEND to " + in_quotes(mailbox));
+    if (uidplus) {
+        auto uids = r->uids;
+        uids.resize(messages.size(), 0);
+        return uids;
+    }
+
+    // One UID SEARCH per distinct Message-ID, in one flight, above the old UIDNEXT.
+    std::vector<std::string> distinct;
+    for (auto& id : ids)
+        if (id && std::find(distinct.begin(), distinct.end(), *id) == distinct.end())
+            distinct.push_back(*id);
+    std::vector<std::vector<mail::uid>> found(distinct.size());
+    std::vector<std::string> tags;
+    const bool esearch = d.s->has("ESEARCH");
+    const auto range = from_uid(uidnext_before).to_string();
+    for (std::size_t j = 0; j < distinct.size(); ++j) {
+        auto tag_holder = std::make_shared<std::string>();
+        auto cmd = imap::cmd::uid_search(
+            {imap::argument::atom("UID"), imap::argument::raw(range),
+             imap::argument::atom("HEADER"), imap::argument::astring("Message-ID"),
+             imap::argument::string(distinct[j])},
+            esearch ? std::vector<std::string>{"ALL"} : std::vector<std::string>{});
+        auto& out = found[j];
+        auto tag = d.s->send(cmd, [&out, tag_holder, uidnext_before](imap::response& resp) {
+            imap::uid_set got;
+            if (auto* s = std::get_if<imap::search_data>(&resp)) {
+                for (auto n : s->numbers) got.insert(n);
+            } else if (auto* e = std::get_if<imap::esearch_data>(&resp)) {
+                if (e->tag && *e->tag != *tag_holder) return false;
+                if (e->all) got = *e->all;
+            } else {
+                return false;
+            }
+            // RFC 3501 6.4.8: `N:*` always holds the last message, even below N.
+            for (auto u : got)
+                if (u >= uidnext_before) out.push_back(u);
+            return true;
+        });
+        if (!tag) return d.fail(tag.error(), "UID SEARCH in " + in_quotes(mailbox));
+        *tag_holder = *tag;
+        tags.push_back(*tag);
+    }
+    for (auto& t : tags)
+        if (auto c = d.s->wait(t); !c)
+            return d.fail(c.error(), "UID SEARCH in " + in_quotes(mailbox));
+    return detail::assign_found_uids(ids, distinct, found);
+}
+
+// ---- flags, move, expunge
+
+result<void> imap_store::set_flags(const std::string& mailbox,
+                                   std::span<const flag_change> changes) {
+    auto& d = *impl_;
+    auto groups = detail::group_flag_changes(changes);
+    if (groups.add.empty() && groups.remove.empty()) return {};
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
+
+    // +FLAGS/-FLAGS, never FLAGS: a flag that another client changes meanwhile survives. So
+    // UNCHANGEDSINCE is not needed: a delta cannot overwrite what it does not name.
+    std::vector<std::string> tags;
+    auto send = [&](const detail::flag_group& g, imap::cmd::store_mode mode) -> result<void> {
+        for (auto& piece : chunks(g.uids)) {
+            auto uids = piece;
+            auto tag = d.s->send(imap::cmd::uid_store(piece, mode, g.flags, true),
+                                 [uids](imap::response& r) {
+                                     // With CONDSTORE the server answers .SILENT with
+                                     // FETCH (MODSEQ); the next listing has those.
+                                     auto* f = std::get_if<imap::fetch_data>(&r);
+                                     return f && f->uid && uids.contains(*f->uid);
+                                 });
+            if (!tag) return d.fail(tag.error(), "UID STORE in " + in_quotes(mailbox));
+            tags.push_back(*tag);
+        }
+        return {};
+    };
+    for (auto& g : groups.add)
+        if (auto r = send(g, imap::cmd::store_mode::add); !r) return r.error();
+    for (auto& g : groups.remove)
+        if (auto r = send(g, imap::cmd::store_mode::remove); !r) return r.error();
+    std::optional<error_code> first_error;
+    for (auto& t : tags) {
+        auto c = d.s->wait(t);
+        if (!c && !first_error)
+            first_error = d.fail(c.error(), "UID STORE in " + in_quotes(mailbox));
+    }
+    if (first_error) return *first_error;
+    return {};
+}
+
+result<std::vector<mail::uid>> imap_store::move(const std::string& from,
+                                                std::span<const mail::uid> uids,
+                                                const std::string& to) {
+    auto& d = *impl_;
+    std::vector<mail::uid> out(uids.size(), 0);
+    imap::uid_set set;
+    for (auto u : uids)
+        if (u != 0) set.insert(u);
+    if (set.empty()) return out;
+    auto src = d.server_name(from);
+    if (!src) return src.error();
+    auto dst = d.server_name(to);
+    if (!dst) return dst.error();
+    if (auto r = d.ensure_selected(from, *src); !r) return r.error();
+    const std::string what = "MOVE from " + in_quotes(from) + " to " + in_quotes(to);
+    if (!d.s->has("MOVE") && !d.s->has("UIDPLUS"))
+        return d.fail_text(errc::missing_capability,
+                           what +
+                               " failed: the server has neither MOVE nor UIDPLUS, so the "
+                               "moved messages cannot be expunged alone");
+    std::map<mail::uid, mail::uid> mapping;
+    for (auto& piece : chunks(set)) {
+        auto r = d.s->uid_move(piece, *dst);
+        if (!r) return d.fail(r.error(), what);
+        for (auto& [a, b] : r->mapping) mapping[a] = b;
+    }
+    for (std::size_t i = 0; i < uids.size(); ++i)
+        if (auto it = mapping.find(uids[i]); it != mapping.end()) out[i] = it->second;
+    return out;
+}
+
+result<void> imap_store::expunge(const std::string& mailbox, std::span<const mail::uid> uids) {
+    auto& d = *impl_;
+    imap::uid_set set;
+    for (auto u : uids)
+        if (u != 0) set.insert(u);
+    if (set.empty()) return {};
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
+    const std::string what = "EXPUNGE in " + in_quotes(mailbox);
+    mail::flag_set deleted;
+    deleted.set(mail::system_flag::deleted);
+    std::vector<std::string> tags;
+    auto ours = [set](imap::response& r) {
+        auto* f = std::get_if<imap::fetch_data>(&r);
+        return f && f->uid && set.contains(*f->uid);
+    };
+    const bool uidplus = d.s->has("UIDPLUS");
+    for (auto& piece : chunks(set)) {
+        auto t =
+            d.s->send(imap::cmd::uid_store(piece, imap::cmd::store_mode::add, deleted, true), ours);
+        if (!t) return d.fail(t.error(), what);
+        tags.push_back(*t);
+        if (uidplus) {
+            // RFC 4315 2.1: only these; other clients' \Deleted messages stay.
+            auto e = d.s->send(imap::cmd::uid_expunge(piece), nullptr);
+            if (!e) return d.fail(e.error(), what);
+            tags.push_back(*e);
+        }
+    }
+    // Without UIDPLUS, a plain EXPUNGE removes every \Deleted message: see which there are.
+    imap::uid_set flagged;
+    if (!uidplus) {
+        auto search_tag = std::make_shared<std::string>();
+        auto cmd = imap::cmd::uid_search(
+            {imap::argument::atom("DELETED")},
+            d.s->has("ESEARCH") ? std::vector<std::string>{"ALL"} : std::vector<std::string>{});
+        auto t = d.s->send(cmd, [&flagged, search_tag](imap::response& r) {
+            if (auto* s = std::get_if<imap::search_data>(&r)) {
+                for (auto n : s->numbers) flagged.insert(n);
+                return true;
+            }
+            if (auto* e = std::get_if<imap::esearch_data>(&r)) {
+                if (e->tag && *e->tag != *search_tag) return false;
+                if (e->all) flagged |= *e->all;
+                return true;
+            }
+            return false;
+        });
+        if (!t) return d.fail(t.error(), what);
+        *search_tag = *t;
+        tags.push_back(*t);
+    }
+    std::optional<error_code> first_error;
+    for (auto& t : tags) {
+        auto c = d.s->wait(t);
+        if (!c && !first_error) first_error = d.fail(c.error(), what);
+    }
+    if (first_error) return *first_error;
+    if (uidplus) return {};
+
+    auto others = flagged - set;
+    if (!others.empty())
+        return d.fail_text(
+            errc::missing_capability,
+            what + " refused: the server has no UIDPLUS (UID EXPUNGE), and " +
+                std::to_string(others.size()) + " other message(s) (UID " + others.to_string() +
+                ") carry \\Deleted, which a plain EXPUNGE would remove too; the messages to "
+                "expunge keep \\Deleted");
+    // Another client may still set \Deleted between the search and this: the window of one
+    // round trip that a server without UIDPLUS leaves.
+    auto t = d.s->send(imap::cmd::expunge(), nullptr);
+    if (!t) return d.fail(t.error(), what);
+    if (auto c = d.s->wait(*t); !c) return d.fail(c.error(), what);
+    return {};
+}
+
+// ---- mailboxes
+
+result<void> imap_store::create(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (auto c = d.s->create(*srv); !c) return d.fail(c.error(), "CREATE " + in_quotes(mailbox));
+    d.names[mailbox] = *srv;
+    return {};
+}
+
+result<void> imap_store::remove(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    if (d.s->selected() == *srv) {
+        // Dovecot closes a selected mailbox that is deleted, without the [CLOSED] that the
+        // session's next QRESYNC SELECT would wait for: leave it first.
+        auto inbox = d.server_name("INBOX");
+        if (!inbox) return inbox.error();
+        if (auto sel = d.select("INBOX", *inbox); !sel) return sel.error();
+    }
+    if (auto c = d.s->delete_mailbox(*srv); !c)
+        return d.fail(c.error(), "DELETE " + in_quotes(mailbox));
+    d.names.erase(mailbox);
+    return {};
+}
+
+}  // namespace tandem::store
