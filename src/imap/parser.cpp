@@ -858,6 +858,20 @@ bool is_fetch_response(std::string_view frame) {
     return istarts_with(frame.substr(i), " FETCH ");
 }
 
+// The token before the marker at the frame's end could be a body item ("BODY[...]<n>",
+// "RFC822.TEXT"): a cheap test that spares ENVELOPE strings a re-read of the frame.
+bool may_name_a_body(std::string_view frame) {
+    auto brace = frame.rfind('{');
+    if (brace == std::string_view::npos) return false;
+    auto before = frame.substr(0, brace);
+    if (before.ends_with("~")) before.remove_suffix(1);
+    while (before.ends_with(" ")) before.remove_suffix(1);
+    if (before.ends_with("]") || before.ends_with(">")) return true;
+    auto sp = before.find_last_of(" (");
+    auto word = before.substr(sp == std::string_view::npos ? 0 : sp + 1);
+    return istarts_with(word, "RFC822");
+}
+
 }  // namespace
 
 struct parser::impl {
@@ -947,7 +961,7 @@ struct parser::impl {
     // Which body, if any, the literal at the end of the frame is. Runs the FETCH reader
     // over the frame so far until it reaches the marker.
     std::optional<pending_literal> body_at_end() const {
-        if (!is_fetch_response(frame)) return std::nullopt;
+        if (!is_fetch_response(frame) || !may_name_a_body(frame)) return std::nullopt;
         reader r(frame, literals, limits, nullptr);
         try {
             (void)read_response(r, frame, limits);
