@@ -14,6 +14,7 @@ apt-get install -y --no-install-recommends \
     libssl-dev liblmdb-dev lmdb-utils zlib1g-dev \
     libgtest-dev libgmock-dev \
     clang libclang-rt-14-dev \
-    dovecot-core dovecot-imapd openssl util-linux procps python3
+    dovecot-core dovecot-imapd openssl util-linux procps python3 \
+    systemd groff-base man-db zsh
 # Debian starts the system Dovecot on install where it can; tandem's tests run their
 # own isolated instances and never need the system one.
