@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: MIT
+// The IMAP store against a real Dovecot, checked from outside with imap_script: listing with
+// and without LIST-STATUS, the three change tiers (QRESYNC, CONDSTORE only, neither),
+// UIDVALIDITY change, append/fetch round trips through spool files, flags that do not clobber
+// another client's, move, expunge with and without UIDPLUS, mailboxes, error texts.
+#include "tandem/store/imap_store.hpp"
+
+#include "support/dovecot.hpp"
+#include "support/fake_imap_server.hpp"
+#include "support/imap_script.hpp"
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+namespace tandem::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+mail::flag_set flags(std::initializer_list<std::string_view> atoms) {
+    mail::flag_set f;
+    for (auto a : atoms) f.add_imap(a);
+    return f;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A message of about `bytes` bytes with CRLF lines.
+std::string big_message(std::string_view subject, std::size_t bytes) {
+    std::string m = test::make_message(subject, "");
+    std::string line;
+    for (int i = 0; i < 76; ++i) line += static_cast<char>('A' + (i * 7) % 26);
+    line += "\r\n";
+    std::size_t n = 0;
+    while (m.size() < bytes) m += std::to_string(n++) + line;
+    return m;
+}
+
+struct captured_log {
+    std::mutex m;
+    std::vector<std::string> lines;
+    log::logger logger() {
+        return log::logger(log::level::debug, [this](log::level l, std::string_view t) {
+            std::lock_guard g(m);
+            lines.push_back(std::string(log::name(l)) + ": " + std::string(t));
+        });
+    }
+    bool contains(std::string_view s) {
+        std::lock_guard g(m);
+        return std::any_of(lines.begin(), lines.end(),
+                           [&](const std::string& l) { return l.find(s) != std::string::npos; });
+    }
+};
+
+class imap_store_test : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { server_ = new test::dovecot(); }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+
+    static client::endpoint tunnel(std::vector<std::string> disabled = {}) {
+        client::endpoint ep;
+        ep.tunnel = server_->tunnel_argv("alice");
+        ep.user = "alice";
+        ep.read_timeout = 30s;
+        ep.disabled_capabilities = std::move(disabled);
+        return ep;
+    }
+
+    std::unique_ptr<imap_store> open(std::vector<std::string> disabled = {},
+                                     imap_store_options options = {}) {
+        std::string why;
+        auto s = imap_store::connect(tunnel(std::move(disabled)), log_.logger(), &why,
+                                     std::move(options));
+        if (!s) ADD_FAILURE() << why;
+        return s ? std::move(*s) : nullptr;
+    }
+
+    static std::uint32_t append(std::string_view box, std::string_view subject,
+                                const std::vector<std::string>& f = {},
+                                std::string_view message_id = {}) {
+        return test::append_message(*server_, "alice", box,
+                                    test::make_message(subject, "Hello.\r\n", message_id), f,
+                                    "05-Mar-2024 10:20:30 +0100");
+    }
+
+    static const mail::message_info* find(const std::vector<mail::message_info>& v, mail::uid u) {
+        for (auto& m : v)
+            if (m.uid == u) return &m;
+        return nullptr;
+    }
+
+    static std::vector<mail::uid> uids_of(const std::vector<mail::message_info>& v) {
+        std::vector<mail::uid> out;
+        for (auto& m : v) out.push_back(m.uid);
+        return out;
+    }
+
+    static known_state known_from(const mailbox_changes& c) {
+        known_state k;
+        k.status = c.status;
+        for (auto& m : c.messages) k.uids.push_back(m.uid);
+        return k;
+    }
+
+    static void expect_status(const mailbox_status& st, std::string_view box, bool modseq) {
+        auto outside = test::status(*server_, "alice", box);
+        EXPECT_EQ(st.uidvalidity, outside.uidvalidity) << box;
+        EXPECT_EQ(st.uidnext, outside.uidnext) << box;
+        EXPECT_EQ(st.messages, outside.messages) << box;
+        EXPECT_EQ(st.highestmodseq, modseq ? outside.highestmodseq : 0) << box;
+        EXPECT_EQ(st.tracks_flag_changes, modseq) << box;
+    }
+
+    static test::dovecot* server_;
+    captured_log log_;
+};
+
+test::dovecot* imap_store_test::server_ = nullptr;
+
+TEST_F(imap_store_test, connect_failure_names_host_and_step_but_not_the_password) {
+    client::endpoint ep;
+    ep.host = server_->host();
+    ep.port = server_->imap_port();
+    ep.tls = net::tls_mode::starttls;
+    ep.ca_file = server_->ca_file().string();
+    ep.user = "alice";
+    ep.secret = "wrong-secret-123";
+    ep.read_timeout = 30s;
+    std::string why;
+    auto s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error(), errc::authentication_failed);
+    EXPECT_NE(why.find("alice@127.0.0.1:" + std::to_string(server_->imap_port())),
+              std::string::npos)
+        << why;
+    EXPECT_NE(why.find("authentication"), std::string::npos) << why;
+    EXPECT_EQ(why.find("wrong-secret-123"), std::string::npos) << why;
+
+    ep.port = 1;  // nothing listens there
+    ep.secret = server_->password("alice");
+    why.clear();
+    s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_FALSE(s);
+    EXPECT_NE(why.find("127.0.0.1:1"), std::string::npos) << why;
+}
+
+TEST_F(imap_store_test, over_tls_lists_and_describes) {
+    client::endpoint ep;
+    ep.host = server_->host();
+    ep.port = server_->imaps_port();
+    ep.tls = net::tls_mode::implicit;
+    ep.ca_file = server_->ca_file().string();
+    ep.user = "alice";
+    ep.secret = server_->password("alice");
+    ep.read_timeout = 30s;
+    std::string why;
+    auto s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(s) << why;
+    EXPECT_TRUE((*s)->session().encrypted());
+    EXPECT_EQ((*s)->describe(), "imap alice@127.0.0.1:" + std::to_string(server_->imaps_port()));
+    test::create_mailbox(*server_, "alice", "OverTls");
+    append("OverTls", "tls one");
+    auto l = (*s)->list();
+    ASSERT_TRUE(l) << (*s)->last_error();
+    auto it = std::find_if(l->begin(), l->end(), [](auto& e) { return e.name == "OverTls"; });
+    ASSERT_NE(it, l->end());
+    ASSERT_TRUE(it->status);
+    EXPECT_EQ(it->status->messages, 1u);
+    EXPECT_EQ(open()->describe(), "imap tunnel");
+}
+
+// LIST-STATUS in one round trip, and LIST + pipelined STATUS without it: the same answer.
+TEST_F(imap_store_test, list_with_status_with_and_without_list_status) {
+    test::create_mailbox(*server_, "alice", "Lists/alpha");
+    test::create_mailbox(*server_, "alice", "Z&APw-rich");
+    append("Lists/alpha", "alpha one");
+    append("Lists/alpha", "alpha two", {"\\Seen"});
+    append("Z&APw-rich", "zurich one");
+    for (bool list_status : {true, false}) {
+        SCOPED_TRACE(list_status ? "LIST-STATUS" : "LIST + STATUS");
+        auto s = list_status ? open() : open({"LIST-STATUS"});
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->session().has("LIST-STATUS"), list_status);
+        auto l = s->list();
+        ASSERT_TRUE(l) << s->last_error();
+        std::map<std::string, mailbox_entry> by_name;
+        for (auto& e : *l) by_name[e.name] = e;
+        ASSERT_TRUE(by_name.count("INBOX"));
+        ASSERT_TRUE(by_name.count("Lists/alpha"));
+        ASSERT_TRUE(by_name.count("Zürich"));  // decoded from modified UTF-7
+        for (auto [name, wire] : {std::pair{"Lists/alpha", "Lists/alpha"},
+                                  std::pair{"Zürich", "Z&APw-rich"}, std::pair{"INBOX", "INBOX"}}) {
+            auto& e = by_name[name];
+            EXPECT_TRUE(e.selectable) << name;
+            ASSERT_TRUE(e.status) << name;
+            expect_status(*e.status, wire, true);
+        }
+        EXPECT_EQ(by_name["Lists/alpha"].status->messages, 2u);
+        // The selected mailbox gets no status: it could be stale (RFC 9051 6.3.11).
+        ASSERT_TRUE(s->changes("Lists/alpha", {}));
+        l = s->list();
+        ASSERT_TRUE(l) << s->last_error();
+        for (auto& e : *l) {
+            if (e.name == "Lists/alpha") {
+                EXPECT_FALSE(e.status);
+            }
+            if (e.name == "Zürich") {
+                EXPECT_TRUE(e.status);
+            }
+        }
+        auto st = s->status("Lists/alpha");
+        ASSERT_TRUE(st) << s->last_error();
+        expect_status(*st, "Lists/alpha", true);
+        st = s->status("Zürich");
+        ASSERT_TRUE(st) << s->last_error();
+        expect_status(*st, "Z&APw-rich", true);
+    }
+}
+
+TEST_F(imap_store_test, special_use_and_non_selectable) {
+    test::dovecot_options o;
+    o.special_use = true;
+    o.separator = '.';
+    test::dovecot other(o);
+    test::imap_script(other, "alice", {"CREATE Parent.child"});
+    // In Maildir++ a child does not create its parent: LIST shows the parent as
+    // \NonExistent (\Noselect), a level without a mailbox.
+    test::imap_script(other, "alice", {"CREATE Shelf.box"});
+    client::endpoint ep;
+    ep.tunnel = other.tunnel_argv("alice");
+    ep.read_timeout = 30s;
+    std::string why;
+    auto s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(s) << why;
+    auto l = (*s)->list();
+    ASSERT_TRUE(l) << (*s)->last_error();
+    std::map<std::string, mailbox_entry> by_name;
+    for (auto& e : *l) by_name[e.name] = e;
+    ASSERT_TRUE(by_name.count("Sent"));
+    EXPECT_EQ(by_name["Sent"].special_use, "\\Sent");
+    EXPECT_EQ(by_name["Trash"].special_use, "\\Trash");
+    ASSERT_TRUE(by_name.count("Parent/child"));  // '.' on the server, '/' here
+    EXPECT_TRUE(by_name["Parent/child"].status);
+    ASSERT_TRUE(by_name.count("Shelf"));
+    EXPECT_FALSE(by_name["Shelf"].selectable);
+    EXPECT_FALSE(by_name["Shelf"].status);
+    ASSERT_TRUE(by_name.count("Shelf/box"));
+    EXPECT_TRUE(by_name["Shelf/box"].selectable);
+    // Canonical names with '/' reach the server with its delimiter.
+    ASSERT_TRUE((*s)->create("Projects/2024")) << (*s)->last_error();
+    auto names = test::list_mailboxes(other, "alice");
+    EXPECT_NE(std::find(names.begin(), names.end(), "Projects.2024"), names.end());
+    // A level holding the server's delimiter cannot be named there.
+    auto bad = (*s)->create("v1.2");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), errc::invalid_mailbox_name);
+    EXPECT_NE((*s)->last_error().find("v1.2"), std::string::npos);
+}
+
+TEST_F(imap_store_test, first_changes_are_complete_with_identities_and_content_keys) {
+    test::create_mailbox(*server_, "alice", "First");
+    auto u1 = append("First", "first one", {"\\Seen", "$Forwarded"});
+    auto u2 = append("First", "first two");
+    std::string no_id = "From: a@tandem.test\r\nSubject: no id\r\n\r\nBody.\r\n";
+    auto u3 =
+        test::append_message(*server_, "alice", "First", no_id, {}, "05-Mar-2024 10:20:30 +0100");
+    auto s = open();
+    ASSERT_TRUE(s);
+    auto c = s->changes("First", {});
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_TRUE(c->complete);
+    EXPECT_FALSE(c->uidvalidity_changed);
+    EXPECT_TRUE(c->vanished.empty());
+    expect_status(c->status, "First", true);
+    ASSERT_EQ(uids_of(c->messages), (std::vector<mail::uid>{u1, u2, u3}));
+    auto m1 = c->messages[0];
+    EXPECT_EQ(m1.flags, flags({"\\Seen", "$Forwarded"}));
+    auto text1 = test::fetch_message(*server_, "alice", "First", u1);
+    ASSERT_TRUE(text1);
+    EXPECT_EQ(m1.size, text1->size());
+    EXPECT_EQ(m1.internal_date, 1709630430);  // 05-Mar-2024 09:20:30 UTC
+    EXPECT_EQ(m1.content_key, "<first.one@tandem.test>/" + std::to_string(text1->size()));
+    EXPECT_GT(m1.modseq, 0u);
+    // Dovecot's X-GUID (on Maildir, the file's base name), different per message.
+    EXPECT_FALSE(m1.identity.empty());
+    EXPECT_NE(m1.identity, c->messages[1].identity);
+    EXPECT_FALSE(c->messages[1].identity.empty());
+    EXPECT_EQ(c->messages[2].content_key,
+              "nomsgid/" + std::to_string(no_id.size()) + "/1709630430");
+    EXPECT_TRUE(c->messages[1].flags.empty());
+    // known.full asks for the complete listing again.
+    known_state k = known_from(*c);
+    k.full = true;
+    auto again = s->changes("First", k);
+    ASSERT_TRUE(again) << s->last_error();
+    EXPECT_TRUE(again->complete);
+    EXPECT_EQ(again->messages.size(), 3u);
+    EXPECT_EQ(again->messages[0].content_key, m1.content_key);
+    EXPECT_EQ(again->messages[0].identity, m1.identity);
+}
+
+struct tier {
+    const char* name;
+    std::vector<std::string> disabled;
+    bool incremental;  // complete = false
+    bool modseq;
+};
+
+class imap_store_tier_test : public imap_store_test, public ::testing::WithParamInterface<tier> {};
+
+// After an outside flag change, an expunge and a new message, changes() reports exactly
+// those, in each tier; with nothing changed, nothing.
+TEST_P(imap_store_tier_test, reports_flag_change_expunge_and_new_message) {
+    const auto& t = GetParam();
+    std::string box = std::string("Tier") + t.name;
+    test::create_mailbox(*server_, "alice", box);
+    auto a = append(box, "tier a " + box);
+    auto b = append(box, "tier b " + box);
+    auto c = append(box, "tier c " + box, {"\\Seen"});
+    auto s = open(t.disabled);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->session().qresync_enabled(), t.name == std::string("Qresync"));
+    auto first = s->changes(box, {});
+    ASSERT_TRUE(first) << s->last_error();
+    ASSERT_EQ(uids_of(first->messages), (std::vector<mail::uid>{a, b, c}));
+    expect_status(first->status, box, t.modseq);
+    auto known = known_from(*first);
+
+    test::store_flags(*server_, "alice", box, b, "+FLAGS", {"\\Flagged"});
+    test::expunge_message(*server_, "alice", box, a);
+    auto d = append(box, "tier d " + box, {"$Important"});
+    // The store still has the mailbox selected: a read now meets the updates first
+    // (unsolicited EXPUNGE/VANISHED/FETCH), and they must still show in the next changes().
+    std::vector<mail::uid> got;
+    ASSERT_TRUE(s->fetch(box, std::vector<mail::uid>{c}, [&](mail::uid u, message_body&&) {
+        got.push_back(u);
+        return result<void>();
+    }));
+    EXPECT_EQ(got, std::vector<mail::uid>{c});
+
+    auto second = s->changes(box, known);
+    ASSERT_TRUE(second) << s->last_error();
+    expect_status(second->status, box, t.modseq);
+    EXPECT_FALSE(second->uidvalidity_changed);
+    EXPECT_EQ(second->complete, !t.incremental);
+    if (t.incremental) {
+        EXPECT_EQ(second->vanished, std::vector<mail::uid>{a});
+        EXPECT_EQ(uids_of(second->messages), (std::vector<mail::uid>{b, d}));
+    } else {
+        EXPECT_TRUE(second->vanished.empty());
+        EXPECT_EQ(uids_of(second->messages), (std::vector<mail::uid>{b, c, d}));
+        ASSERT_TRUE(find(second->messages, c));
+        EXPECT_EQ(find(second->messages, c)->flags, flags({"\\Seen"}));
+    }
+    ASSERT_TRUE(find(second->messages, b));
+    EXPECT_EQ(find(second->messages, b)->flags, flags({"\\Flagged"}));
+    auto* nd = find(second->messages, d);
+    ASSERT_TRUE(nd);
+    EXPECT_EQ(nd->flags, flags({"$Important"}));
+    auto dtext = test::fetch_message(*server_, "alice", box, d);
+    ASSERT_TRUE(dtext);
+    EXPECT_EQ(nd->size, dtext->size());
+    EXPECT_EQ(nd->content_key, "<tier.d." + box + "@tandem.test>/" + std::to_string(dtext->size()));
+    EXPECT_FALSE(nd->identity.empty());
+    EXPECT_NE(nd->identity, find(second->messages, b)->identity);
+
+    // Nothing changed since: nothing reported (a complete listing lists what is there).
+    known = known_from(*second);
+    known.status = second->status;
+    known.uids = {b, c, d};
+    auto third = s->changes(box, known);
+    ASSERT_TRUE(third) << s->last_error();
+    EXPECT_TRUE(third->vanished.empty());
+    if (t.incremental)
+        EXPECT_TRUE(third->messages.empty()) << third->messages.size();
+    else
+        EXPECT_EQ(uids_of(third->messages), (std::vector<mail::uid>{b, c, d}));
+
+    // An expunge alone (same UIDNEXT, one message fewer) is seen in every tier.
+    test::expunge_message(*server_, "alice", box, c);
+    auto fourth = s->changes(box, known);
+    ASSERT_TRUE(fourth) << s->last_error();
+    if (t.incremental) {
+        EXPECT_EQ(fourth->vanished, std::vector<mail::uid>{c});
+        EXPECT_TRUE(fourth->messages.empty());
+    } else {
+        EXPECT_EQ(uids_of(fourth->messages), (std::vector<mail::uid>{b, d}));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(tiers, imap_store_tier_test,
+                         ::testing::Values(tier{"Qresync", {}, true, true},
+                                           tier{"Condstore", {"QRESYNC"}, true, true},
+                                           tier{"Plain", {"QRESYNC", "CONDSTORE"}, false, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(imap_store_test, uidvalidity_change_gives_a_complete_listing) {
+    test::create_mailbox(*server_, "alice", "Recreated");
+    append("Recreated", "recreated one");
+    append("Recreated", "recreated two", {"\\Seen"});
+    auto s = open();
+    ASSERT_TRUE(s);
+    auto first = s->changes("Recreated", {});
+    ASSERT_TRUE(first) << s->last_error();
+    auto known = known_from(*first);
+    ASSERT_TRUE(s->changes("INBOX", {}));  // leave it before another client deletes it
+
+    test::delete_mailbox(*server_, "alice", "Recreated");
+    test::create_mailbox(*server_, "alice", "Recreated");
+    append("Recreated", "recreated one");
+    append("Recreated", "recreated two", {"\\Seen"});
+    ASSERT_NE(test::status(*server_, "alice", "Recreated").uidvalidity, known.status.uidvalidity);
+
+    auto second = s->changes("Recreated", known);
+    ASSERT_TRUE(second) << s->last_error();
+    EXPECT_TRUE(second->uidvalidity_changed);
+    EXPECT_TRUE(second->complete);
+    expect_status(second->status, "Recreated", true);
+    ASSERT_EQ(second->messages.size(), 2u);
+    EXPECT_EQ(second->messages[0].content_key, first->messages[0].content_key);
+    EXPECT_EQ(second->messages[1].content_key, first->messages[1].content_key);
+    EXPECT_EQ(second->messages[1].flags, flags({"\\Seen"}));
+}
+
+TEST_F(imap_store_test, append_then_fetch_byte_for_byte_with_a_spooled_3_mb_message) {
+    test::create_mailbox(*server_, "alice", "Roundtrip");
+    test::temp_dir spool("tandem-spool-test");
+    test::temp_dir src("tandem-src-test");
+    imap_store_options o;
+    o.spool_dir = spool.path();
+    auto s = open({}, o);
+    ASSERT_TRUE(s);
+
+    std::string small = test::make_message("round small");
+    std::string big = big_message("round big", 3 * 1024 * 1024 + 17);
+    auto big_file = src / "big.eml";
+    std::ofstream(big_file, std::ios::binary) << big;
+    std::vector<outgoing_message> msgs(2);
+    msgs[0].flags = flags({"\\Seen", "$Forwarded"});
+    msgs[0].internal_date = 1700000000;
+    msgs[0].body.data = small;
+    msgs[0].body.size = small.size();
+    msgs[1].body.file = big_file;
+    msgs[1].body.temporary = true;
+    msgs[1].body.size = big.size();
+    auto uids = s->append("Roundtrip", std::move(msgs));
+    ASSERT_TRUE(uids) << s->last_error();
+    ASSERT_EQ(uids->size(), 2u);
+    EXPECT_NE((*uids)[0], 0u);
+    EXPECT_NE((*uids)[1], 0u);
+    EXPECT_FALSE(std::filesystem::exists(big_file));  // the temporary body is gone
+
+    EXPECT_EQ(test::fetch_message(*server_, "alice", "Roundtrip", (*uids)[0]), small);
+    EXPECT_EQ(test::fetch_message(*server_, "alice", "Roundtrip", (*uids)[1]), big);
+    auto listed = test::list_messages(*server_, "alice", "Roundtrip");
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[0].flags, (std::vector<std::string>{"$Forwarded", "\\Seen"}));
+    auto c = s->changes("Roundtrip", {});
+    ASSERT_TRUE(c);
+    ASSERT_EQ(c->messages.size(), 2u);
+    EXPECT_EQ(c->messages[0].internal_date, 1700000000);
+
+    std::map<mail::uid, message_body> got;
+    std::vector<mail::uid> wanted{(*uids)[1], 999999, (*uids)[0]};  // 999999: no such message
+    auto r = s->fetch("Roundtrip", wanted, [&](mail::uid u, message_body&& b) {
+        got[u] = std::move(b);
+        return result<void>();
+    });
+    ASSERT_TRUE(r) << s->last_error();
+    ASSERT_EQ(got.size(), 2u);
+    auto& sb = got[(*uids)[0]];
+    EXPECT_TRUE(sb.file.empty());
+    EXPECT_EQ(sb.data, small);
+    EXPECT_EQ(sb.size, small.size());
+    auto& bb = got[(*uids)[1]];
+    ASSERT_FALSE(bb.file.empty());
+    EXPECT_TRUE(bb.temporary);
+    EXPECT_EQ(bb.file.parent_path(), spool.path());
+    EXPECT_EQ(bb.size, big.size());
+    EXPECT_TRUE(bb.data.empty());
+    EXPECT_EQ(read_file(bb.file), big);
+    std::filesystem::remove(bb.file);
+
+    // A failing receiver stops the deliveries and gets its error back; no spool file stays.
+    int calls = 0;
+    r = s->fetch("Roundtrip", std::vector<mail::uid>{(*uids)[0], (*uids)[1]},
+                 [&](mail::uid, message_body&& b) -> result<void> {
+                     ++calls;
+                     if (b.temporary) std::filesystem::remove(b.file);
+                     return errc::storage_full;
+                 });
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::storage_full);
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(std::filesystem::is_empty(spool.path()));
+}
+
+TEST_F(imap_store_test, append_without_uidplus_finds_the_uids_by_message_id) {
+    test::create_mailbox(*server_, "alice", "NoUidplus");
+    auto old = append("NoUidplus", "nouid dup", {}, "<dup@tandem.test>");
+    auto s = open({"UIDPLUS"});
+    ASSERT_TRUE(s);
+    std::vector<outgoing_message> msgs(3);
+    msgs[0].body.data = test::make_message("nouid a");
+    msgs[1].body.data = test::make_message("nouid again", "Other.\r\n", "<dup@tandem.test>");
+    msgs[2].body.data = "From: x@tandem.test\r\nSubject: none\r\n\r\nNo id.\r\n";
+    auto uids = s->append("NoUidplus", std::move(msgs));
+    ASSERT_TRUE(uids) << s->last_error();
+    auto listed = test::list_messages(*server_, "alice", "NoUidplus");
+    ASSERT_EQ(listed.size(), 4u);
+    ASSERT_EQ(listed[0].uid, old);
+    // The old message with the same Message-ID sits below the UIDNEXT of before: not taken.
+    EXPECT_EQ(*uids, (std::vector<mail::uid>{listed[1].uid, listed[2].uid, 0}));
+}
+
+TEST_F(imap_store_test, set_flags_adds_and_removes_without_clobbering_a_concurrent_flag) {
+    test::create_mailbox(*server_, "alice", "Flags");
+    auto u1 = append("Flags", "flags one", {"\\Seen"});
+    auto u2 = append("Flags", "flags two", {"\\Seen", "\\Flagged"});
+    auto u3 = append("Flags", "flags three");
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->changes("Flags", {}));
+    // Another client sets a keyword after our listing (scenario S18).
+    test::store_flags(*server_, "alice", "Flags", u1, "+FLAGS", {"$Important"});
+    std::vector<flag_change> changes{
+        {u1, flags({"\\Answered"}), flags({"\\Seen"})},
+        {u2, flags({"\\Answered"}), flags({"\\Seen", "\\Flagged"})},
+        {u3, flags({"$Label1", "\\Seen"}), {}},
+    };
+    ASSERT_TRUE(s->set_flags("Flags", changes)) << s->last_error();
+    auto listed = test::list_messages(*server_, "alice", "Flags");
+    ASSERT_EQ(listed.size(), 3u);
+    EXPECT_EQ(listed[0].flags, sorted({"$Important", "\\Answered"}));
+    EXPECT_EQ(listed[1].flags, std::vector<std::string>{"\\Answered"});
+    EXPECT_EQ(listed[2].flags, sorted({"$Label1", "\\Seen"}));
+}
+
+TEST_F(imap_store_test, move_returns_new_uids_in_order_and_uploads_nothing) {
+    for (bool with_move : {true, false}) {
+        SCOPED_TRACE(with_move ? "MOVE" : "COPY + UID EXPUNGE");
+        std::string from = with_move ? "MoveFrom" : "CopyFrom";
+        std::string to = with_move ? "MoveTo" : "CopyTo";
+        test::create_mailbox(*server_, "alice", from);
+        test::create_mailbox(*server_, "alice", to);
+        append(to, "already there " + to);  // the destination's UIDs differ from the source's
+        auto u1 = append(from, "move one " + from);
+        auto u2 = append(from, "move two " + from);
+        auto u3 = append(from, "move stays " + from);
+        auto saves = server_->count_log_events("save", "alice");
+        auto s = with_move ? open() : open({"MOVE"});
+        ASSERT_TRUE(s);
+        auto before = s->changes(from, {});
+        ASSERT_TRUE(before) << s->last_error();
+        ASSERT_EQ(before->messages.size(), 3u);
+        auto r = s->move(from, std::vector<mail::uid>{u2, u1}, to);
+        ASSERT_TRUE(r) << s->last_error();
+        ASSERT_EQ(r->size(), 2u);
+        EXPECT_EQ(test::fetch_message(*server_, "alice", to, (*r)[0]),
+                  test::make_message("move two " + from));
+        EXPECT_EQ(test::fetch_message(*server_, "alice", to, (*r)[1]),
+                  test::make_message("move one " + from));
+        auto left = test::list_messages(*server_, "alice", from);
+        ASSERT_EQ(left.size(), 1u);
+        EXPECT_EQ(left[0].uid, u3);
+        EXPECT_EQ(server_->count_log_events("save", "alice"), saves);
+        // The identity stays with the message across the move, and so does its content key.
+        auto after = s->changes(to, {});
+        ASSERT_TRUE(after) << s->last_error();
+        auto* moved = find(after->messages, (*r)[1]);
+        ASSERT_TRUE(moved);
+        EXPECT_EQ(moved->identity, before->messages[0].identity);
+        EXPECT_EQ(moved->content_key, before->messages[0].content_key);
+    }
+}
+
+TEST_F(imap_store_test, expunge_removes_only_the_given_uids) {
+    test::create_mailbox(*server_, "alice", "Expunge");
+    auto u1 = append("Expunge", "expunge one");
+    auto u2 = append("Expunge", "expunge two");
+    auto u3 = append("Expunge", "expunge three");
+    test::store_flags(*server_, "alice", "Expunge", u3, "+FLAGS", {"\\Deleted"});  // someone else's
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->expunge("Expunge", std::vector<mail::uid>{u1})) << s->last_error();
+    auto listed = test::list_messages(*server_, "alice", "Expunge");
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[0].uid, u2);
+    EXPECT_EQ(listed[1].uid, u3);
+    EXPECT_EQ(listed[1].flags, std::vector<std::string>{"\\Deleted"});
+
+    // Without UIDPLUS: refused while another \Deleted message is there; ours keeps \Deleted.
+    auto plain = open({"UIDPLUS"});
+    ASSERT_TRUE(plain);
+    auto r = plain->expunge("Expunge", std::vector<mail::uid>{u2});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::missing_capability);
+    EXPECT_NE(plain->last_error().find("UIDPLUS"), std::string::npos) << plain->last_error();
+    EXPECT_NE(plain->last_error().find("UID " + std::to_string(u3)), std::string::npos)
+        << plain->last_error();
+    listed = test::list_messages(*server_, "alice", "Expunge");
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[0].flags, std::vector<std::string>{"\\Deleted"});
+
+    // Once no one else's message carries \Deleted, the plain EXPUNGE goes ahead.
+    test::store_flags(*server_, "alice", "Expunge", u3, "-FLAGS", {"\\Deleted"});
+    ASSERT_TRUE(plain->expunge("Expunge", std::vector<mail::uid>{u2})) << plain->last_error();
+    listed = test::list_messages(*server_, "alice", "Expunge");
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].uid, u3);
+}
+
+TEST_F(imap_store_test, create_and_remove_mailboxes) {
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->create("Projects/2024")) << s->last_error();
+    ASSERT_TRUE(s->create("Café")) << s->last_error();
+    auto names = test::list_mailboxes(*server_, "alice");
+    EXPECT_NE(std::find(names.begin(), names.end(), "Projects/2024"), names.end());
+    EXPECT_NE(std::find(names.begin(), names.end(), "Caf&AOk-"), names.end());
+    auto twice = s->create("Café");
+    ASSERT_FALSE(twice);
+    EXPECT_EQ(twice.error(), errc::command_failed);
+    EXPECT_EQ(s->last_error().rfind("CREATE \"Café\" failed: NO ", 0), 0u) << s->last_error();
+
+    // Removing the selected mailbox leaves the session able to select the next one.
+    append("Caf&AOk-", "cafe one");
+    ASSERT_TRUE(s->changes("Café", {}));
+    ASSERT_TRUE(s->remove("Café")) << s->last_error();
+    ASSERT_TRUE(s->remove("Projects/2024")) << s->last_error();
+    names = test::list_mailboxes(*server_, "alice");
+    EXPECT_EQ(std::find(names.begin(), names.end(), "Projects/2024"), names.end());
+    EXPECT_EQ(std::find(names.begin(), names.end(), "Caf&AOk-"), names.end());
+    test::create_mailbox(*server_, "alice", "AfterRemove");
+    append("AfterRemove", "after one");
+    auto c = s->changes("AfterRemove", {});
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_EQ(c->status.messages, 1u);
+    EXPECT_EQ(c->messages.size(), 1u);
+}
+
+TEST_F(imap_store_test, last_error_of_a_failed_append_names_command_mailbox_and_answer) {
+    auto s = open();
+    ASSERT_TRUE(s);
+    std::vector<outgoing_message> msgs(1);
+    msgs[0].body.data = test::make_message("to nowhere");
+    auto r = s->append("Nowhere", std::move(msgs));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::command_failed);
+    EXPECT_EQ(s->last_error().rfind("APPEND to \"Nowhere\" failed: NO [TRYCREATE] ", 0), 0u)
+        << s->last_error();
+    auto c = s->changes("Nowhere", {});
+    ASSERT_FALSE(c);
+    EXPECT_EQ(s->last_error().rfind("SELECT \"Nowhere\" failed: NO ", 0), 0u) << s->last_error();
+}
+
+// What Dovecot cannot show: a name with '/' inside a level (skipped with a warning), and
+// that without LIST-STATUS every STATUS is on the wire before the first answer.
+TEST_F(imap_store_test, list_skips_unrepresentable_names_and_pipelines_status) {
+    using fis = test::fake_imap_server;
+    fis server({
+        fis::send("* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+] fake"),
+        fis::expect(R"(T1 LIST "" \*)"),
+        fis::send(R"(* LIST () "." INBOX)"),
+        fis::send(R"(* LIST () "." "a/b")"),
+        fis::send(R"(* LIST () "." Lists.x)"),
+        fis::send(R"(* LIST (\Noselect) "." Shelf)"),
+        fis::send("T1 OK LIST done"),
+        fis::expect(R"(T2 STATUS INBOX \(MESSAGES UIDNEXT UIDVALIDITY\))"),
+        fis::expect(R"(T3 STATUS Lists.x \(MESSAGES UIDNEXT UIDVALIDITY\))"),
+        fis::send("* STATUS INBOX (MESSAGES 2 UIDNEXT 5 UIDVALIDITY 7)"),
+        fis::send("T2 OK STATUS done"),
+        fis::send("* STATUS Lists.x (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 9)"),
+        fis::send("T3 OK STATUS done"),
+        fis::expect(R"(T4 STATUS Lists.x \(MESSAGES UIDNEXT UIDVALIDITY\))"),
+        fis::send("T4 NO [NONEXISTENT] gone"),
+    });
+    client::endpoint ep;
+    ep.host = "127.0.0.1";
+    ep.port = server.port();
+    ep.tls = net::tls_mode::none;
+    ep.read_timeout = 10s;
+    std::string why;
+    auto s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(s) << why;
+    auto l = (*s)->list();
+    ASSERT_TRUE(l) << (*s)->last_error();
+    ASSERT_EQ(l->size(), 3u);
+    EXPECT_EQ((*l)[0].name, "INBOX");
+    ASSERT_TRUE((*l)[0].status);
+    EXPECT_EQ((*l)[0].status->messages, 2u);
+    EXPECT_EQ((*l)[0].status->uidnext, 5u);
+    EXPECT_EQ((*l)[0].status->uidvalidity, 7u);
+    EXPECT_EQ((*l)[0].status->highestmodseq, 0u);
+    EXPECT_FALSE((*l)[0].status->tracks_flag_changes);  // no CONDSTORE
+    EXPECT_EQ((*l)[1].name, "Lists/x");
+    ASSERT_TRUE((*l)[1].status);
+    EXPECT_EQ((*l)[1].status->uidvalidity, 9u);
+    EXPECT_EQ((*l)[2].name, "Shelf");
+    EXPECT_FALSE((*l)[2].selectable);
+    EXPECT_FALSE((*l)[2].status);
+    EXPECT_TRUE(log_.contains("\"a/b\" skipped")) << "no warning for a/b";
+    auto st = (*s)->status("Lists/x");
+    ASSERT_FALSE(st);
+    EXPECT_EQ((*s)->last_error(), "STATUS \"Lists/x\" failed: NO [NONEXISTENT] gone");
+    EXPECT_TRUE(server.finished());
+}
+
+}  // namespace
+}  // namespace tandem::store
