@@ -31,6 +31,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <deque>
+#include <map>
 #include <numeric>
 #include <string_view>
 #include <tuple>
@@ -214,7 +216,7 @@ class planner {
 
     const channel_rules& rules_;
     std::vector<box> boxes_;
-    std::vector<item> items_;
+    std::deque<item> items_;  // a deque: growing it moves no action
     std::vector<std::pair<std::size_t, notice>> notices_;
     std::vector<std::size_t> guarded_;
 };
@@ -264,36 +266,37 @@ item planner::flags_item(std::size_t b, side on, mail::uid uid, const flag_set& 
 void planner::finish(std::size_t b, const pair_record* orig, const pair_record& base, bool rebased,
                      std::vector<item> acts, std::optional<pair_record> final_record) {
     const bool split = boxes_[b].revalidated && rebased;
-    auto journal_only = [&](const std::optional<pair_record>& from,
-                            const std::optional<pair_record>& to) {
+    auto opt = [](const pair_record* r) {
+        return r ? std::optional<pair_record>(*r) : std::optional<pair_record>();
+    };
+    auto journal_only = [&](const pair_record* from, std::optional<pair_record> to) {
         if (!from && !to) return;
         if (from && to && *from == *to) return;
         if (split && from && to) {
-            put_update(b, from, std::nullopt);
-            put_update(b, std::nullopt, to);
+            put_update(b, *from, std::nullopt);
+            put_update(b, std::nullopt, std::move(to));
         } else {
-            put_update(b, from, to);
+            put_update(b, opt(from), std::move(to));
         }
     };
-    std::optional<pair_record> from;
-    if (orig) from = *orig;
     if (acts.empty()) {
-        journal_only(from, final_record);
+        journal_only(orig, std::move(final_record));
         return;
     }
+    const pair_record* from = orig;
     if (rebased) {
-        journal_only(from, base);
-        from = base;
+        journal_only(orig, base);
+        from = &base;
     }
     std::visit(
         [&](auto& a) {
             using T = std::decay_t<decltype(a)>;
             if constexpr (std::is_same_v<T, set_flags> || std::is_same_v<T, expunge_message>) {
-                a.old_record = from;
-                a.new_record = final_record;
+                a.old_record = opt(from);
+                a.new_record = std::move(final_record);
             } else if constexpr (std::is_same_v<T, move_message>) {
                 a.old_record = *from;
-                a.new_record = *final_record;
+                a.new_record = std::move(*final_record);
             }
         },
         acts.back().act);
@@ -424,6 +427,7 @@ void planner::rematch(box& bx, side s, const std::vector<std::uint32_t>& order) 
     std::vector<std::uint32_t> candidates;
     for (std::uint32_t i = 0; i < recs.size(); ++i)
         if (recs[i].uid[s] != 0) candidates.push_back(i);
+    bx.rebased.reserve(candidates.size());
     std::stable_sort(candidates.begin(), candidates.end(), [&](std::uint32_t x, std::uint32_t y) {
         return recs[x].uid[s] < recs[y].uid[s];
     });
@@ -436,24 +440,34 @@ void planner::rematch(box& bx, side s, const std::vector<std::uint32_t>& order) 
         v.at[i] = where::present;
         v.msg[i] = j;
     };
-    // One pass: records by `key_of`, then each message (uid order) takes the next record.
+    // One pass: records by `key_of` (a chain per key, in old uid order), then each message
+    // (uid order) takes the next record of its key.
     auto pass = [&](auto key_of_record, auto key_of_message, const std::vector<std::uint32_t>& in,
                     std::vector<std::uint32_t>& rest) {
-        std::unordered_map<std::string_view, std::pair<std::vector<std::uint32_t>, std::size_t>>
-            by_key;
-        for (std::uint32_t i : candidates) {
-            if (v.at[i] == where::present) continue;
-            const std::string& k = key_of_record(recs[i]);
-            if (!k.empty()) by_key[k].first.push_back(i);
+        constexpr std::uint32_t end = 0xffffffff;
+        std::unordered_map<std::string_view, std::uint32_t> head;
+        std::vector<std::uint32_t> next(recs.size(), end);
+        head.reserve(candidates.size());
+        for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+            if (v.at[*it] == where::present) continue;
+            const std::string& k = key_of_record(recs[*it]);
+            if (k.empty()) continue;
+            auto [h, fresh] = head.try_emplace(k, *it);
+            if (!fresh) {
+                next[*it] = h->second;
+                h->second = *it;
+            }
         }
         for (std::uint32_t j : in) {
             const std::string& k = key_of_message(msgs[j]);
-            auto it = k.empty() ? by_key.end() : by_key.find(k);
-            if (it != by_key.end() && it->second.second < it->second.first.size()) {
-                link(it->second.first[it->second.second++], j);
-            } else {
+            auto h = k.empty() ? head.end() : head.find(k);
+            if (h == head.end() || h->second == end) {
                 rest.push_back(j);
+                continue;
             }
+            const std::uint32_t i = h->second;
+            h->second = next[i];
+            link(i, j);
         }
     };
     std::vector<std::uint32_t> rest;
@@ -813,13 +827,9 @@ void planner::guard() {
 plan planner::assemble() {
     plan out;
     auto rank = [&](std::size_t b) { return boxes_[b].rank; };
-    auto key = [&](const item& it) {
-        return std::tuple(static_cast<int>(it.g), !it.erase_only, static_cast<int>(it.sd),
-                          std::string_view(it.change), it.u, it.u2);
-    };
-    std::vector<const item*> creates, moves, removes;
-    std::vector<std::vector<const item*>> per_box(boxes_.size());
-    for (const auto& it : items_) {
+    std::vector<item*> creates, moves, removes;
+    std::vector<std::vector<item*>> per_box(boxes_.size());
+    for (auto& it : items_) {
         switch (it.g) {
             case group::create:
                 creates.push_back(&it);
@@ -848,15 +858,45 @@ plan planner::assemble() {
     std::iota(box_order.begin(), box_order.end(), std::size_t{0});
     std::sort(box_order.begin(), box_order.end(),
               [&](std::size_t x, std::size_t y) { return rank(x) < rank(y); });
-    for (auto& v : per_box)
-        std::sort(v.begin(), v.end(),
-                  [&](const item* x, const item* y) { return key(*x) < key(*y); });
 
-    for (const item* it : creates) out.actions.push_back(it->act);
+    // Within a mailbox: by group, erasures first, side, flag change, uid. Compact keys, so
+    // that sorting a few hundred thousand journal updates stays cheap.
+    std::map<std::string_view, std::uint32_t> change_rank;
+    for (const auto& it : items_)
+        if (it.g == group::flags) change_rank.emplace(it.change, 0);
+    std::uint32_t next_rank = 0;
+    for (auto& [text, r] : change_rank) r = next_rank++;
+    struct sort_key {
+        std::uint8_t g, kept, sd;
+        std::uint32_t change;
+        mail::uid u, u2;
+        item* it;
+        bool operator<(const sort_key& o) const {
+            return std::tie(g, kept, sd, change, u, u2) <
+                   std::tie(o.g, o.kept, o.sd, o.change, o.u, o.u2);
+        }
+    };
+    std::vector<sort_key> keys;
+    for (auto& v : per_box) {
+        keys.clear();
+        keys.reserve(v.size());
+        for (item* it : v)
+            keys.push_back({static_cast<std::uint8_t>(it->g),
+                            static_cast<std::uint8_t>(it->erase_only ? 0 : 1),
+                            static_cast<std::uint8_t>(it->sd),
+                            it->g == group::flags ? change_rank[it->change] : 0u, it->u, it->u2,
+                            it});
+        if (!std::is_sorted(keys.begin(), keys.end())) std::stable_sort(keys.begin(), keys.end());
+        for (std::size_t n = 0; n < keys.size(); ++n) v[n] = keys[n].it;
+    }
+
+    out.actions.reserve(items_.size());
+    for (item* it : creates) out.actions.push_back(std::move(it->act));
     for (std::size_t b : box_order)
-        for (const item* it : per_box[b]) out.actions.push_back(it->act);
-    for (const item* it : moves) out.actions.push_back(it->act);
-    for (const item* it : removes) out.actions.push_back(it->act);
+        for (item* it : per_box[b]) out.actions.push_back(std::move(it->act));
+    for (item* it : moves) out.actions.push_back(std::move(it->act));
+    for (item* it : removes) out.actions.push_back(std::move(it->act));
+    items_.clear();
 
     std::stable_sort(notices_.begin(), notices_.end(), [&](const auto& x, const auto& y) {
         return std::tuple(rank(x.first), x.second.what, x.second.on, x.second.uid) <
