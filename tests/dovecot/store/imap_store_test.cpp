@@ -723,5 +723,75 @@ TEST_F(imap_store_test, list_skips_unrepresentable_names_and_pipelines_status) {
     EXPECT_TRUE(server.finished());
 }
 
+// QRESYNC with updates that come during the UID FETCH of new mail: an unsolicited VANISHED
+// and a later FETCH of a changed message are folded in; the status is the SELECT's (RFC 7162
+// 6), not raised by the MODSEQ of a later FETCH; unknown UIDs in VANISHED (EARLIER) are left
+// out; `10:*` answering with a message below 10 adds nothing.
+TEST_F(imap_store_test, qresync_changes_fold_updates_that_arrive_meanwhile) {
+    using fis = test::fake_imap_server;
+    const std::string header = "Message-ID: <n@x>\r\n\r\n";
+    fis server({
+        fis::send("* PREAUTH [CAPABILITY IMAP4rev1 ENABLE CONDSTORE QRESYNC LITERAL+] fake"),
+        fis::expect(R"(T1 ENABLE QRESYNC)"),
+        fis::send("* ENABLED QRESYNC"),
+        fis::send("T1 OK enabled"),
+        fis::expect(R"(T2 LIST "" "")"),
+        fis::send(R"(* LIST (\Noselect) "/" "")"),
+        fis::send("T2 OK"),
+        fis::expect(R"(T3 SELECT INBOX \(QRESYNC \(7 100 4:6\)\))"),
+        fis::send("* 4 EXISTS"),
+        fis::send("* OK [UIDVALIDITY 7] ok"),
+        fis::send("* OK [UIDNEXT 12] ok"),
+        fis::send("* OK [HIGHESTMODSEQ 120] ok"),
+        fis::send("* VANISHED (EARLIER) 2,4"),
+        fis::send(R"(* 2 FETCH (UID 6 FLAGS (\Flagged) MODSEQ (110)))"),
+        fis::send("T3 OK [READ-WRITE] selected"),
+        fis::expect(R"(T4 UID FETCH 10:\* \(UID FLAGS RFC822.SIZE INTERNALDATE MODSEQ X-GUID )"
+                    R"(BODY.PEEK\[HEADER.FIELDS \(MESSAGE-ID\)\]\))"),
+        fis::send("* VANISHED 5"),
+        fis::send_raw("* 3 FETCH (UID 10 FLAGS (\\Seen) RFC822.SIZE 42 INTERNALDATE "
+                      "\"05-Mar-2024 10:20:30 +0100\" MODSEQ (115) X-GUID abc "
+                      "BODY[HEADER.FIELDS (MESSAGE-ID)] {" +
+                      std::to_string(header.size()) + "}\r\n" + header + ")\r\n"),
+        fis::send(R"(* 1 FETCH (UID 6 FLAGS (\Flagged \Seen) MODSEQ (121)))"),
+        fis::send_raw("* 2 FETCH (UID 9 FLAGS () RFC822.SIZE 7 INTERNALDATE "
+                      "\"05-Mar-2024 10:20:30 +0100\" MODSEQ (99) X-GUID old "
+                      "BODY[HEADER.FIELDS (MESSAGE-ID)] {2}\r\n\r\n)\r\n"),
+        fis::send("T4 OK fetched"),
+    });
+    client::endpoint ep;
+    ep.host = "127.0.0.1";
+    ep.port = server.port();
+    ep.tls = net::tls_mode::none;
+    ep.read_timeout = 10s;
+    ep.id.clear();
+    std::string why;
+    auto s = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(s) << why;
+    known_state known;
+    known.status.uidvalidity = 7;
+    known.status.uidnext = 10;
+    known.status.highestmodseq = 100;
+    known.status.messages = 3;
+    known.uids = {4, 5, 6};
+    auto c = (*s)->changes("INBOX", known);
+    ASSERT_TRUE(c) << (*s)->last_error();
+    EXPECT_TRUE(server.finished());
+    EXPECT_FALSE(c->complete);
+    EXPECT_FALSE(c->uidvalidity_changed);
+    EXPECT_EQ(c->status.uidvalidity, 7u);
+    EXPECT_EQ(c->status.uidnext, 12u);
+    EXPECT_EQ(c->status.highestmodseq, 120u);
+    EXPECT_EQ(c->status.messages, 4u);
+    EXPECT_EQ(c->vanished, (std::vector<mail::uid>{4, 5}));
+    ASSERT_EQ(uids_of(c->messages), (std::vector<mail::uid>{6, 10}));
+    EXPECT_EQ(c->messages[0].flags, flags({"\\Flagged", "\\Seen"}));
+    EXPECT_EQ(c->messages[1].flags, flags({"\\Seen"}));
+    EXPECT_EQ(c->messages[1].size, 42u);
+    EXPECT_EQ(c->messages[1].identity, "abc");
+    EXPECT_EQ(c->messages[1].internal_date, 1709630430);
+    EXPECT_EQ(c->messages[1].content_key, "<n@x>/42");
+}
+
 }  // namespace
 }  // namespace tandem::store
