@@ -42,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <set>
@@ -1170,6 +1171,51 @@ class channel_under_test {
     std::string user_a_, user_b_;
     std::unique_ptr<imap_side> a_;
     std::unique_ptr<side> b_;
+};
+
+// ---------------------------------------------------------------------------------------
+// A long-running tandem (watch): started in the test's thread, its stdout and stderr read
+// by a thread of ours so that it never blocks on a full pipe.
+
+class background_tandem {
+  public:
+    explicit background_tandem(const std::vector<std::string>& args) {
+        std::vector<std::string> argv{tandem_bin()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        test::child_options o;
+        o.out = test::child_stream::pipe;
+        o.err = test::child_stream::stdout_;
+        child_ = std::make_unique<test::child_process>(argv, o);
+        reader_ = std::thread([this] {
+            while (!stop_) {
+                auto piece = child_->read_some(200ms);
+                if (!piece) break;
+                std::lock_guard lock(mutex_);
+                output_ += *piece;
+            }
+        });
+    }
+    ~background_tandem() {
+        stop_ = true;
+        reader_.join();
+        if (child_->running()) child_->stop(3s);
+    }
+    background_tandem(const background_tandem&) = delete;
+    background_tandem& operator=(const background_tandem&) = delete;
+
+    std::string output() const {
+        std::lock_guard lock(mutex_);
+        return output_;
+    }
+    bool running() { return child_->running(); }
+    pid_t pid() const { return child_->pid(); }
+
+  private:
+    std::unique_ptr<test::child_process> child_;
+    std::thread reader_;
+    std::atomic<bool> stop_{false};
+    mutable std::mutex mutex_;
+    std::string output_;
 };
 
 }  // namespace tandem::e2e

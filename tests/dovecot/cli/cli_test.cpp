@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+// The command line end to end: exit codes, configuration errors, authentication failures,
+// --dry-run, --json, `status` without network, `check-config --connect`, secrets kept out of
+// traces and journal files, `watch`, --help and --version. Results are read from outside.
+#include "../sync/e2e_support.hpp"
+
+#include <boost/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+namespace tandem::e2e {
+namespace {
+
+const channel_kind maildir_kind{"maildir", false, layout::verbatim, transport::plain};
+
+// The line of `needle` (1-based) in `text`.
+unsigned line_of(const std::string& text, const std::string& needle) {
+    auto pos = text.find(needle);
+    if (pos == std::string::npos) throw std::runtime_error("no " + needle + " in config");
+    return static_cast<unsigned>(
+               std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n')) +
+           1;
+}
+
+TEST(cli, configuration_errors_name_the_file_and_line_and_exit_2) {
+    world w;
+    const std::string good = w.general() + w.maildir_store("local") +
+                             w.maildir_store_at("other", w.root() / "Other") +
+                             w.channel("c", "local", "other");
+    struct broken {
+        const char* what;
+        std::string text;
+        std::string marker;  // the line the diagnostic must name
+    };
+    std::vector<broken> cases = {
+        {"unknown key", good + "[store.x]\ntype = maildir\npath = /tmp/x\nbogus-key = 1\n",
+         "bogus-key"},
+        {"bad value", good + "[store.y]\ntype = imap\nhost = localhost\ntls = sometimes\n",
+         "tls = sometimes"},
+        {"missing store", good + "[channel.d]\na = local\nb = nowhere\n", "b = nowhere"},
+        {"unknown section", good + "[colour]\nred = 1\n", "[colour]"},
+    };
+    for (const auto& b : cases) {
+        SCOPED_TRACE(b.what);
+        w.write_config(b.text);
+        for (const char* command : {"sync", "check-config", "status"}) {
+            auto r = w.run({command});
+            EXPECT_EQ(r.exit_code, 2) << command << ": " << r.describe();
+            auto where = "tandem.conf:" + std::to_string(line_of(b.text, b.marker));
+            EXPECT_TRUE(contains(r.err, where)) << command << ": wanted " << where << " in\n"
+                                                << r.describe();
+        }
+    }
+    EXPECT_FALSE(fs::exists(w.root() / "Other")) << "nothing runs with a broken configuration";
+
+    // A missing file, a bad command, a bad option.
+    auto missing = run_tandem({"sync", "--config", (w.root() / "nope.conf").string()});
+    EXPECT_EQ(missing.exit_code, 2) << missing.describe();
+    EXPECT_TRUE(contains(missing.err, "nope.conf")) << missing.describe();
+    auto bad_command = run_tandem({"synchronise"});
+    EXPECT_EQ(bad_command.exit_code, 2) << bad_command.describe();
+    w.write_config(good);
+    auto bad_option = w.run({"sync", "--no-such-option"});
+    EXPECT_EQ(bad_option.exit_code, 2) << bad_option.describe();
+    auto bad_channel = w.run({"sync", "nosuchchannel"});
+    EXPECT_EQ(bad_channel.exit_code, 2) << bad_channel.describe();
+}
+
+TEST(cli, a_wrong_password_exits_3_and_says_authentication_failed) {
+    auto& server = shared_server();
+    world w;
+    auto user = fresh_user();
+    const std::string wrong = "definitely-not-the-password-42";
+    auto pw = w.root() / "wrong-password";
+    write_file(pw, wrong + "\n", fs::perms(0600));
+    w.write_config(w.general() + "[store.server]\ntype = imap\nhost = 127.0.0.1\nport = " +
+                   std::to_string(server.imap_port()) +
+                   "\ntls = none\nallow-plaintext = yes\nuser = " + user +
+                   "\npassword-file = " + pw.string() + "\n\n" + w.maildir_store("local") +
+                   w.channel("c", "server", "local"));
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"sync"}, std::vector<std::string>{"sync", "-vv"},
+          std::vector<std::string>{"check-config", "--connect"}}) {
+        auto r = w.run(args);
+        EXPECT_EQ(r.exit_code, 3) << args.back() << ": " << r.describe();
+        EXPECT_TRUE(contains(lower(r.all()), "authentication failed")) << r.describe();
+        EXPECT_FALSE(contains(r.all(), wrong)) << "the password must not appear";
+    }
+    EXPECT_FALSE(fs::exists(w.maildir() / "INBOX")) << "nothing synced";
+}
+
+TEST(cli, dry_run_changes_nothing_on_either_side_and_says_what_it_would_do) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().create("Work");
+    for (int i = 0; i < 5; ++i) c.a().add_new("INBOX", "m" + std::to_string(i));
+    c.a().add_new("Work", "w0");
+    c.b().add_new("INBOX", "local-0");
+
+    // A dry first sync: no Maildir folder appears, the server stays as it is.
+    auto marks = server_marks(c.server(), c.user_a());
+    auto files = maildir_files(c.w.maildir());
+    auto dry = c.sync({"--dry-run"});
+    EXPECT_EQ(dry.exit_code, 0) << dry.describe();
+    EXPECT_EQ(server_marks(c.server(), c.user_a()), marks);
+    EXPECT_EQ(maildir_files(c.w.maildir()), files);
+    EXPECT_FALSE(fs::exists(c.w.maildir() / "Work")) << "a dry run creates no folder";
+    EXPECT_TRUE(contains(lower(dry.all()), "would")) << dry.describe();
+
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+    // Changes on both sides, then a dry run.
+    c.a().add_new("INBOX", "new-on-a");
+    c.a().expunge("INBOX", "m0");
+    c.a().set_flags("INBOX", "m1", {"\\Seen"}, {});
+    c.b().set_flags("INBOX", "m2", {"\\Flagged"}, {});
+    c.b().add_new("Fresh", "in-fresh");
+    auto sa = c.a().snapshot(), sb = c.b().snapshot();
+    ASSERT_NE(sa, sb);
+    marks = server_marks(c.server(), c.user_a());
+    files = maildir_files(c.w.maildir());
+    auto saves = c.saves(true);
+    auto dry2 = c.sync({"--dry-run"});
+    EXPECT_EQ(dry2.exit_code, 0) << dry2.describe();
+    EXPECT_EQ(server_marks(c.server(), c.user_a()), marks);
+    EXPECT_EQ(c.a().snapshot(), sa);
+    EXPECT_EQ(c.b().snapshot(), sb);
+    EXPECT_EQ(maildir_files(c.w.maildir()), files);
+    EXPECT_EQ(c.saves(true), saves);
+    EXPECT_TRUE(contains(lower(dry2.all()), "would")) << dry2.describe();
+    EXPECT_TRUE(contains(dry2.all(), "Fresh")) << "the new folder is named: " << dry2.describe();
+
+    // The real run then does all of it.
+    auto real = c.sync();
+    ASSERT_EQ(real.exit_code, 0) << real.describe();
+    auto after = c.a().snapshot();
+    EXPECT_EQ(after, c.b().snapshot());
+    EXPECT_EQ(flags_of(after, "INBOX", "m0"), "<missing>");
+    EXPECT_EQ(flags_of(after, "INBOX", "m2"), "\\Flagged");
+    EXPECT_EQ(flags_of(after, "Fresh", "in-fresh"), "");
+}
+
+const boost::json::object* find_channel(const boost::json::value& top, const std::string& name) {
+    if (!top.is_object()) return nullptr;
+    const auto* channels = top.as_object().if_contains("channels");
+    if (!channels || !channels->is_array()) return nullptr;
+    for (const auto& ch : channels->as_array())
+        if (ch.is_object() && ch.as_object().if_contains("channel") &&
+            ch.as_object().at("channel") == boost::json::value(name))
+            return &ch.as_object();
+    return nullptr;
+}
+
+std::int64_t count_in(const boost::json::object& ch, const char* direction, const char* what) {
+    const auto* d = ch.if_contains(direction);
+    if (!d || !d->is_object()) return -1;
+    const auto* v = d->as_object().if_contains(what);
+    if (!v || !v->is_number()) return -1;
+    return v->to_number<std::int64_t>();
+}
+
+TEST(cli, json_summary_parses_and_has_the_counts) {
+    channel_under_test c(shared_server(), maildir_kind);
+    for (int i = 0; i < 5; ++i) c.a().add_new("INBOX", "m" + std::to_string(i));
+    c.b().add_new("INBOX", "local-0");
+    c.b().add_new("INBOX", "local-1");
+
+    auto r = c.sync({"--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    boost::system::error_code ec;
+    auto top = boost::json::parse(r.out, ec);
+    ASSERT_FALSE(ec) << "stdout is not JSON: " << r.out;
+    ASSERT_TRUE(top.is_object()) << r.out;
+    const auto* exit_code = top.as_object().if_contains("exit_code");
+    ASSERT_TRUE(exit_code && exit_code->is_number()) << r.out;
+    EXPECT_EQ(exit_code->to_number<int>(), 0);
+    const auto* ch = find_channel(top, "c");
+    ASSERT_TRUE(ch) << r.out;
+    EXPECT_EQ(count_in(*ch, "to_b", "copied"), 5) << r.out;
+    EXPECT_EQ(count_in(*ch, "to_a", "copied"), 2) << r.out;
+    EXPECT_GT(count_in(*ch, "to_b", "bytes"), 0) << r.out;
+
+    // Nothing left: the counts say zero.
+    c.a().set_flags("INBOX", "m1", {"\\Flagged"}, {});
+    auto r2 = c.sync({"--json"});
+    ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+    auto top2 = boost::json::parse(r2.out, ec);
+    ASSERT_FALSE(ec) << r2.out;
+    const auto* ch2 = find_channel(top2, "c");
+    ASSERT_TRUE(ch2) << r2.out;
+    EXPECT_EQ(count_in(*ch2, "to_b", "copied"), 0) << r2.out;
+    EXPECT_EQ(count_in(*ch2, "to_b", "flags"), 1) << r2.out;
+}
+
+TEST(cli, status_works_with_the_server_gone) {
+    auto server = std::make_unique<test::dovecot>(many_users(4));
+    channel_under_test c(*server, maildir_kind);
+    c.a().create("Work");
+    c.a().add_new("INBOX", "m0");
+    c.a().add_new("Work", "w0");
+    c.a().add_new("Work", "w1");
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    server.reset();  // the network is down
+
+    run_options quick;
+    quick.timeout = 15s;
+    auto st = c.w.run({"status"}, quick);
+    EXPECT_EQ(st.exit_code, 0) << st.describe();
+    EXPECT_TRUE(contains(st.out, "INBOX")) << st.describe();
+    EXPECT_TRUE(contains(st.out, "Work")) << st.describe();
+
+    auto js = c.w.run({"status", "--json"}, quick);
+    EXPECT_EQ(js.exit_code, 0) << js.describe();
+    boost::system::error_code ec;
+    auto v = boost::json::parse(js.out, ec);
+    EXPECT_FALSE(ec) << js.out;
+    EXPECT_TRUE(contains(js.out, "Work")) << js.out;
+
+    // And sync says it cannot connect.
+    auto s = c.sync({}, quick);
+    EXPECT_EQ(s.exit_code, 3) << s.describe();
+}
+
+TEST(cli, check_config_connect_reports_the_capabilities) {
+    channel_under_test c(shared_server(), maildir_kind);
+    auto r = c.w.run({"check-config", "--connect"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    for (const char* cap : {"QRESYNC", "CONDSTORE", "UIDPLUS", "MOVE", "LIST-STATUS"})
+        EXPECT_TRUE(contains(r.out, cap)) << cap << " in\n" << r.describe();
+
+    // A server that hides QRESYNC: the report must differ on that line.
+    auto options = many_users(2);
+    options.hidden_capabilities = {"QRESYNC"};
+    test::dovecot hidden(options);
+    channel_under_test c2(hidden, maildir_kind);
+    auto r2 = c2.w.run({"check-config", "--connect"});
+    EXPECT_EQ(r2.exit_code, 0) << r2.describe();
+    auto line_with = [](const std::string& text, const std::string& word) {
+        std::istringstream in(text);
+        for (std::string line; std::getline(in, line);)
+            if (contains(line, word) && !contains(line, "CONDSTORE")) return line;
+        return std::string("<none>");
+    };
+    EXPECT_NE(line_with(r.out, "QRESYNC"), line_with(r2.out, "QRESYNC")) << r2.describe();
+}
+
+// Every regular file under `dir`, with its bytes.
+std::vector<std::pair<fs::path, std::string>> files_under(const fs::path& dir) {
+    std::vector<std::pair<fs::path, std::string>> out;
+    for (const auto& f : fs::recursive_directory_iterator(dir))
+        if (f.is_regular_file()) out.emplace_back(f.path(), read_file(f.path()));
+    return out;
+}
+
+TEST(cli, secrets_stay_out_of_traces_and_journal_files_which_are_private) {
+    auto& server = shared_server();
+    for (transport how : {transport::plain, transport::password_command}) {
+        SCOPED_TRACE(how == transport::plain ? "password-file" : "password-command");
+        world w;
+        auto user = fresh_user();
+        const auto& password = server.password(user);
+        w.write_config(w.general() + w.imap_store("server", server, user, how) +
+                       w.maildir_store("local") + w.channel("c", "server", "local"));
+        imap_side a(server, user);
+        a.add_new("INBOX", "m0", {"\\Seen"});
+        a.add_new("INBOX", "m1");
+        auto r = w.run({"sync", "-vv"});
+        ASSERT_EQ(r.exit_code, 0) << r.describe();
+        // A protocol trace is there...
+        EXPECT_TRUE(contains(r.all(), "UID FETCH") || contains(r.all(), "SELECT") ||
+                    contains(r.all(), "STATUS"))
+            << "-vv should show the protocol: " << r.describe();
+        // ...without the password, plain or base64 (AUTHENTICATE PLAIN).
+        const std::string plain_b64 =
+            base64(std::string("\0", 1) + user + std::string("\0", 1) + password);
+        const std::string plain_b64_authz =
+            base64(user + std::string("\0", 1) + user + std::string("\0", 1) + password);
+        for (const auto& secret : {password, plain_b64, plain_b64_authz}) {
+            EXPECT_FALSE(contains(r.all(), secret)) << "secret in the -vv output: " << secret;
+        }
+        auto journal = files_under(w.state_dir());
+        ASSERT_FALSE(journal.empty()) << "no journal in " << w.state_dir();
+        for (const auto& [path, bytes] : journal) {
+            EXPECT_FALSE(contains(bytes, password)) << path;
+            EXPECT_FALSE(contains(bytes, plain_b64)) << path;
+            auto perms = fs::status(path).permissions();
+            EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none)
+                << path << " must be 0600";
+        }
+    }
+}
+
+TEST(cli, watch_propagates_changes_within_ten_seconds) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().add_new("INBOX", "before-watch");
+    auto* md = c.b_maildir();
+    background_tandem watch({"watch", "--config", c.w.config_path().string()});
+    ASSERT_TRUE(
+        eventually([&] { return flags_of(md->snapshot(), "INBOX", "before-watch") == ""; }, 20s))
+        << "the first pass of watch did not sync: " << watch.output();
+
+    // A new server message reaches the Maildir.
+    auto t0 = std::chrono::steady_clock::now();
+    c.a().add_new("INBOX", "arrives-by-idle", {"\\Seen"});
+    EXPECT_TRUE(eventually(
+        [&] { return flags_of(md->snapshot(), "INBOX", "arrives-by-idle") == "\\Seen"; }, 10s))
+        << watch.output();
+    auto took = std::chrono::steady_clock::now() - t0;
+    RecordProperty(
+        "server_to_maildir_ms",
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+
+    // A Maildir flag change reaches the server.
+    md->set_flags("INBOX", "before-watch", {"\\Flagged"}, {});
+    EXPECT_TRUE(eventually(
+        [&] { return flags_of(c.a().snapshot(), "INBOX", "before-watch") == "\\Flagged"; }, 10s))
+        << watch.output();
+    // And a message written into the Maildir reaches the server.
+    md->add_new("INBOX", "arrives-by-inotify");
+    EXPECT_TRUE(eventually(
+        [&] { return flags_of(c.a().snapshot(), "INBOX", "arrives-by-inotify") == ""; }, 10s))
+        << watch.output();
+    EXPECT_TRUE(watch.running()) << watch.output();
+}
+
+// The network goes away under `watch` (the tunnel refuses to start and running sessions are
+// cut), then comes back: watch reconnects and syncs what arrived meanwhile.
+TEST(cli, watch_recovers_after_a_network_outage) {
+    auto& server = shared_server();
+    world w;
+    auto user = fresh_user();
+    auto down = w.root() / "network-down";
+    auto pids = w.root() / "tunnel-pids";
+    auto wrapper = w.root() / "tunnel.sh";
+    write_file(wrapper,
+               "#!/bin/sh\n"
+               "if [ -e " +
+                   test::shell_quote(down.string()) +
+                   " ]; then echo 'tunnel: network down' >&2; exit 1; fi\n"
+                   "echo $$ >> " +
+                   test::shell_quote(pids.string()) + "\n" + server.tunnel_command(user) + "\n",
+               fs::perms(0755));
+    w.write_config(w.general() + "[store.server]\ntype = imap\ntunnel = /bin/sh " +
+                   wrapper.string() + "\n\n" + w.maildir_store("local") +
+                   w.channel("c", "server", "local"));
+    imap_side a(server, user);
+    maildir_side md(w.maildir(), layout::verbatim);
+    a.add_new("INBOX", "before");
+
+    background_tandem watch({"watch", "--config", w.config_path().string()});
+    ASSERT_TRUE(eventually([&] { return flags_of(md.snapshot(), "INBOX", "before") == ""; }, 20s))
+        << watch.output();
+
+    // Down: no new tunnel starts, the running ones are cut.
+    write_file(down, "");
+    std::ifstream in(pids);
+    for (pid_t p; in >> p;) {
+        // Only a tunnel our wrapper started that still runs this Dovecot's imap.
+        std::ifstream cmdline("/proc/" + std::to_string(p) + "/cmdline", std::ios::binary);
+        std::string args((std::istreambuf_iterator<char>(cmdline)),
+                         std::istreambuf_iterator<char>());
+        if (contains(args, server.config_file().string())) ::kill(p, SIGKILL);
+    }
+    a.add_new("INBOX", "during-outage");
+    std::this_thread::sleep_for(3s);
+    EXPECT_EQ(flags_of(md.snapshot(), "INBOX", "during-outage"), "<missing>")
+        << "the outage was not real: " << watch.output();
+    EXPECT_TRUE(watch.running()) << "watch must survive the outage: " << watch.output();
+
+    // Up again.
+    fs::remove(down);
+    EXPECT_TRUE(
+        eventually([&] { return flags_of(md.snapshot(), "INBOX", "during-outage") == ""; }, 25s))
+        << "watch did not recover: " << watch.output();
+}
+
+TEST(cli, version_and_help_of_every_command_exit_0) {
+    auto v = run_tandem({"--version"});
+    EXPECT_EQ(v.exit_code, 0) << v.describe();
+    EXPECT_TRUE(contains(v.out, "tandem")) << v.describe();
+    auto h = run_tandem({"--help"});
+    EXPECT_EQ(h.exit_code, 0) << h.describe();
+    for (const char* command : {"sync", "list", "status", "watch", "check-config"}) {
+        auto r = run_tandem({command, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << command << ": " << r.describe();
+        EXPECT_TRUE(contains(r.out, command)) << command << ": " << r.describe();
+        EXPECT_FALSE(r.out.empty());
+    }
+    auto sync_help = run_tandem({"sync", "--help"});
+    for (const char* option : {"--dry-run", "--force", "--json", "--config"})
+        EXPECT_TRUE(contains(sync_help.out, option)) << option << " in " << sync_help.out;
+}
+
+}  // namespace
+}  // namespace tandem::e2e
