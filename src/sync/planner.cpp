@@ -19,9 +19,12 @@
 // - A mailbox removal (S34, S35) leaves the records to the executor: removing the mailbox
 //   drops the pair's whole state. A message is "unsynced" on the remaining side when it has
 //   no record or only a one-sided record (too large, kept \Deleted): both keep the mailbox.
-// - The mass-removal guard (share, or max_delete_count when set) counts expunges and the \Deleted
-// marks that stand for them, not
-//   \Deleted set by the user on the other side (that is a flag, S13) and not moves.
+// - The mass-removal guard (a share, or max_delete_count when set) counts expunges and the
+//   \Deleted marks that stand for them; not \Deleted set by the user on the other side (that
+//   is a flag, S13), and not moves. A move touching a guarded mailbox is dropped with it.
+// - UIDVALIDITY changed with records lacking both a content key and that side's identity
+//   (S45): they match nothing, stay one-sided, and the message is copied again (a duplicate,
+//   never a deletion).
 // - Journal consequences: a record's store actions run in plan order and only the last one
 //   carries the record's new state; the earlier ones carry none. The executor stops a
 //   mailbox at its first failure, so the journal never claims a flag that was not stored.
