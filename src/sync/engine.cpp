@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: MIT
+#include "tandem/sync/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+namespace tandem::sync {
+namespace {
+
+using mail::both_sides;
+using mail::opposite;
+
+// Copies go in batches: one journal commit per batch (grouped fsync and LMDB commit), and
+// bodies held in memory stay under a bound whatever the size of the mailbox.
+constexpr std::size_t copy_batch_messages = 500;
+constexpr std::uint64_t copy_batch_bytes = 32u << 20;
+
+pair_record from_journal(const journal::pair_record& r) {
+    pair_record out;
+    out.uid = r.uid;
+    out.flags = r.flags;
+    out.identity = r.identity;
+    out.content_key = r.content_key;
+    out.size = r.size;
+    return out;
+}
+
+journal::pair_record to_journal(const pair_record& r) {
+    journal::pair_record out;
+    out.uid = r.uid;
+    out.flags = r.flags;
+    out.identity = r.identity;
+    out.content_key = r.content_key;
+    out.size = r.size;
+    return out;
+}
+
+journal::side_state to_side_state(const std::string& name, const store::mailbox_status& s) {
+    journal::side_state out;
+    out.name = name;
+    out.uidvalidity = s.uidvalidity;
+    out.uidnext = s.uidnext;
+    out.highestmodseq = s.highestmodseq;
+    out.messages = s.messages;
+    out.scan_token = s.scan_token;
+    return out;
+}
+
+bool unchanged_since(const store::mailbox_status& now, const journal::side_state& then) {
+    return now.tracks_flag_changes && then.uidvalidity != 0 &&
+           now.uidvalidity == then.uidvalidity && now.uidnext == then.uidnext &&
+           now.highestmodseq == then.highestmodseq && now.messages == then.messages &&
+           now.scan_token == then.scan_token;
+}
+
+std::string side_label(side s) {
+    return std::string(mail::name(s));
+}
+
+// One mailbox pair through the run.
+struct mailbox_work {
+    std::string name;
+    per_side<std::optional<store::mailbox_entry>> entry;
+    std::optional<journal::pair_state> state;
+    per_side<std::optional<store::mailbox_status>> status;  // as found now
+    per_side<bool> collected{false, false};
+    std::vector<journal::pair_record> records;
+    per_side<store::mailbox_changes> changes;
+    per_side<std::unordered_map<mail::uid, std::size_t>> info_index;  // uid -> changes[s].messages
+    bool failed = false;
+    bool guarded = false;
+    mailbox_report* report = nullptr;
+
+    const mail::message_info* info(side s, mail::uid uid) const {
+        auto it = info_index[s].find(uid);
+        return it == info_index[s].end() ? nullptr : &changes[s].messages[it->second];
+    }
+};
+
+class run {
+  public:
+    run(journal::journal& j, const channel_job& job, store::store& a, store::store& b,
+        const log::logger& log, const progress_fn& on_progress)
+        : journal_(j), job_(job), stores_{&a, &b}, log_(log), on_progress_(on_progress) {}
+
+    channel_report go();
+
+  private:
+    store::store& st(side s) { return *stores_[s]; }
+
+    bool list_mailboxes();
+    bool wanted(const std::string& name) const;
+    void collect(mailbox_work& w);
+    void execute(const plan& p);
+    void commit_states();
+
+    void fail(mailbox_work& w, std::string_view what, side s, error_code ec);
+    mailbox_work* work_for(const std::string& mailbox);
+    result<std::uint64_t> pair_id(journal::lmdb::write_txn& t, const std::string& mailbox);
+    result<void> apply_record_change(journal::lmdb::write_txn& t, const std::string& mailbox,
+                                     const std::optional<pair_record>& old_record,
+                                     const std::optional<pair_record>& new_record);
+
+    void do_create(const create_mailbox& a);
+    void do_remove(const remove_mailbox& a);
+    void do_update_records(const std::vector<const update_record*>& batch);
+    void do_set_flags(const std::vector<const set_flags*>& batch);
+    void do_expunge(const std::vector<const expunge_message*>& batch);
+    void do_copy(const std::vector<const copy_message*>& batch);
+    void do_move(const std::vector<const move_message*>& batch);
+
+    journal::journal& journal_;
+    const channel_job& job_;
+    per_side<store::store*> stores_;
+    const log::logger& log_;
+    const progress_fn& on_progress_;
+    channel_report report_;
+    std::map<std::string, mailbox_work> work_;
+    std::map<std::string, std::uint64_t> pair_ids_;
+};
+
+bool run::wanted(const std::string& name) const {
+    if (!job_.selects(name)) return false;
+    if (job_.only.empty()) return true;
+    return std::find(job_.only.begin(), job_.only.end(), name) != job_.only.end();
+}
+
+bool run::list_mailboxes() {
+    for (side s : both_sides) {
+        auto listing = st(s).list();
+        if (!listing) {
+            report_.failed = true;
+            report_.failure = listing.error();
+            report_.error =
+                "listing the mailboxes of " + st(s).describe() + " failed: " + st(s).last_error();
+            return false;
+        }
+        for (auto& e : *listing) {
+            if (!e.selectable || !wanted(e.name)) continue;
+            auto& w = work_[e.name];
+            w.name = e.name;
+            w.entry[s] = std::move(e);
+        }
+    }
+    auto t = journal_.begin_read();
+    if (!t) {
+        report_.failed = true;
+        report_.failure = t.error();
+        report_.error = "reading the journal failed: " + t.error().message();
+        return false;
+    }
+    auto pairs = journal_.list_pairs(*t, job_.name);
+    if (!pairs) {
+        report_.failed = true;
+        report_.failure = pairs.error();
+        report_.error = "reading the journal failed: " + pairs.error().message();
+        return false;
+    }
+    for (auto& p : *pairs) {
+        if (!wanted(p.mailbox)) continue;
+        auto& w = work_[p.mailbox];
+        w.name = p.mailbox;
+        w.state = std::move(p.state);
+        pair_ids_[p.mailbox] = w.state->id;
+    }
+    return true;
+}
+
+void run::fail(mailbox_work& w, std::string_view what, side s, error_code ec) {
+    std::string text = std::string(what) + " " + w.name + " on " + st(s).describe() + " failed: ";
+    const auto& detail = st(s).last_error();
+    text += detail.empty() ? ec.message() : detail;
+    log_.error(text);
+    if (!w.failed) {
+        w.failed = true;
+        w.report->failed = true;
+        w.report->error = text;
+    }
+}
+
+// Decides whether a side changed since the journal's state and, where it did, asks the
+// store what changed. A mailbox unchanged on both sides costs nothing more.
+void run::collect(mailbox_work& w) {
+    for (side s : both_sides) {
+        if (!w.entry[s]) continue;
+        if (w.entry[s]->status) {
+            w.status[s] = w.entry[s]->status;
+        } else {
+            auto status = st(s).status(w.name);
+            if (!status) return fail(w, "STATUS of", s, status.error());
+            w.status[s] = *status;
+        }
+    }
+    per_side<bool> changed{false, false};
+    bool one_side_missing = !w.entry.a || !w.entry.b;
+    for (side s : both_sides) {
+        if (!w.entry[s]) continue;
+        changed[s] =
+            !w.state || one_side_missing || !unchanged_since(*w.status[s], w.state->sides[s]);
+    }
+    if (w.state && !w.entry.a && !w.entry.b) changed.a = true;  // gone on both: forget it
+    if (!changed.a && !changed.b) return;
+
+    w.report->collected = true;
+    if (w.state) {
+        auto t = journal_.begin_read();
+        if (!t) return fail(w, "reading the journal for", side::a, t.error());
+        auto records = journal_.records(*t, w.state->id);
+        if (!records) return fail(w, "reading the journal for", side::a, records.error());
+        w.records = std::move(*records);
+    }
+    for (side s : both_sides) {
+        if (!w.entry[s] || !changed[s]) continue;
+        store::known_state known;
+        if (w.state) {
+            const auto& then = w.state->sides[s];
+            known.status.uidvalidity = then.uidvalidity;
+            known.status.uidnext = then.uidnext;
+            known.status.highestmodseq = then.highestmodseq;
+            known.status.messages = then.messages;
+            known.status.scan_token = then.scan_token;
+        }
+        for (const auto& r : w.records) {
+            if (r.uid[s] != 0) known.uids.push_back(r.uid[s]);
+        }
+        std::sort(known.uids.begin(), known.uids.end());
+        // A mailbox missing on the other side needs a full listing: the planner must know
+        // whether this side holds anything unsynced before it removes or re-creates.
+        known.full = one_side_missing || (w.state && w.state->status != journal::pair_status::ok);
+        auto changes = st(s).changes(w.name, known);
+        if (!changes) return fail(w, "reading the changes of", s, changes.error());
+        w.changes[s] = std::move(*changes);
+        w.collected[s] = true;
+        w.status[s] = w.changes[s].status;
+        auto& idx = w.info_index[s];
+        idx.reserve(w.changes[s].messages.size());
+        for (std::size_t i = 0; i < w.changes[s].messages.size(); ++i)
+            idx[w.changes[s].messages[i].uid] = i;
+    }
+}
+
+mailbox_work* run::work_for(const std::string& mailbox) {
+    auto it = work_.find(mailbox);
+    return it == work_.end() ? nullptr : &it->second;
+}
+
+result<std::uint64_t> run::pair_id(journal::lmdb::write_txn& t, const std::string& mailbox) {
+    if (auto it = pair_ids_.find(mailbox); it != pair_ids_.end()) return it->second;
+    auto state = journal_.open_pair(t, job_.name, mailbox);
+    if (!state) return state.error();
+    // Not cached: the transaction may still abort; cached once it committed (see callers).
+    return state->id;
+}
+
+result<void> run::apply_record_change(journal::lmdb::write_txn& t, const std::string& mailbox,
+                                      const std::optional<pair_record>& old_record,
+                                      const std::optional<pair_record>& new_record) {
+    auto id = pair_id(t, mailbox);
+    if (!id) return id.error();
+    if (old_record) {
+        side key_side = old_record->uid.a != 0 ? side::a : side::b;
+        auto erased = journal_.erase_record(t, *id, key_side, old_record->uid[key_side]);
+        if (!erased) return erased.error();
+    }
+    if (new_record && (new_record->uid.a != 0 || new_record->uid.b != 0)) {
+        auto put = journal_.put_record(t, *id, to_journal(*new_record));
+        if (!put) return put.error();
+    }
+    return {};
+}
+
+// Runs `f(txn)` in one write transaction and commits it; a failure marks `w` failed.
+template <class F>
+bool write_journal(journal::journal& j, mailbox_work& w, const log::logger& log, F&& f) {
+    auto t = j.begin_write();
+    if (!t) {
+        log.error("journal: " + t.error().message());
+        w.failed = true;
+        w.report->failed = true;
+        w.report->error = "writing the journal failed: " + t.error().message();
+        return false;
+    }
+    if (auto r = f(*t); !r) {
+        w.failed = true;
+        w.report->failed = true;
+        w.report->error = "writing the journal failed: " + r.error().message();
+        return false;
+    }
+    if (auto r = std::move(*t).commit(); !r) {
+        w.failed = true;
+        w.report->failed = true;
+        w.report->error = "committing the journal failed: " + r.error().message();
+        return false;
+    }
+    return true;
+}
+
+void run::do_create(const create_mailbox& a) {
+    auto* w = work_for(a.mailbox);
+    if (!w || w->failed) return;
+    if (job_.dry_run) return;
+    log_.info("creating " + a.mailbox + " on " + st(a.on).describe());
+    if (auto r = st(a.on).create(a.mailbox); !r) return fail(*w, "CREATE of", a.on, r.error());
+    ++w->report->done.created[a.on];
+    // The new mailbox's state is unknown until it is listed: zero, so the next run lists it.
+    w->entry[a.on] = store::mailbox_entry{a.mailbox, {}, true, std::nullopt};
+}
+
+void run::do_remove(const remove_mailbox& a) {
+    auto* w = work_for(a.mailbox);
+    if (!w || w->failed) return;
+    if (job_.dry_run) return;
+    log_.info("removing " + a.mailbox + " on " + st(a.on).describe());
+    if (auto r = st(a.on).remove(a.mailbox); !r) return fail(*w, "DELETE of", a.on, r.error());
+    ++w->report->done.removed[a.on];
+    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        auto erased = journal_.erase_pair(t, job_.name, a.mailbox);
+        if (!erased) return erased.error();
+        return {};
+    });
+    w->state.reset();
+    w->entry.a.reset();
+    w->entry.b.reset();
+}
+
+void run::do_update_records(const std::vector<const update_record*>& batch) {
+    auto* w = work_for(batch.front()->mailbox);
+    if (!w || w->failed || job_.dry_run) return;
+    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        for (const auto* a : batch)
+            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
+                return r;
+        return {};
+    });
+}
+
+void run::do_set_flags(const std::vector<const set_flags*>& batch) {
+    const auto& first = *batch.front();
+    auto* w = work_for(first.mailbox);
+    if (!w || w->failed || job_.dry_run) return;
+    std::vector<store::flag_change> changes;
+    changes.reserve(batch.size());
+    for (const auto* a : batch) changes.push_back({a->uid, a->add, a->remove});
+    if (auto r = st(first.on).set_flags(first.mailbox, changes); !r)
+        return fail(*w, "STORE of flags in", first.on, r.error());
+    w->report->done.flagged[first.on] += batch.size();
+    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        for (const auto* a : batch)
+            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
+                return r;
+        return {};
+    });
+}
+
+void run::do_expunge(const std::vector<const expunge_message*>& batch) {
+    const auto& first = *batch.front();
+    auto* w = work_for(first.mailbox);
+    if (!w || w->failed || job_.dry_run) return;
+    std::vector<mail::uid> uids;
+    for (const auto* a : batch) uids.push_back(a->uid);
+    if (auto r = st(first.on).expunge(first.mailbox, uids); !r)
+        return fail(*w, "EXPUNGE in", first.on, r.error());
+    w->report->done.expunged[first.on] += batch.size();
+    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        for (const auto* a : batch)
+            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
+                return r;
+        return {};
+    });
+}
+
+void run::do_copy(const std::vector<const copy_message*>& batch) {
+    const auto& first = *batch.front();
+    auto* w = work_for(first.mailbox);
+    if (!w || w->failed || job_.dry_run) return;
+    const side from = first.from;
+    const side to = opposite(from);
+
+    progress prog;
+    prog.mailbox = first.mailbox;
+    prog.messages_total = batch.size();
+    for (const auto* a : batch) prog.bytes_total += a->size;
+
+    std::size_t next = 0;
+    while (next < batch.size() && !w->failed) {
+        // One batch: up to copy_batch_messages messages or copy_batch_bytes bytes.
+        std::size_t end = next;
+        std::uint64_t bytes = 0;
+        while (end < batch.size() && end - next < copy_batch_messages &&
+               (end == next || bytes + batch[end]->size <= copy_batch_bytes)) {
+            bytes += batch[end]->size;
+            ++end;
+        }
+        std::vector<mail::uid> uids;
+        std::unordered_map<mail::uid, std::size_t> position;
+        for (std::size_t i = next; i < end; ++i) {
+            uids.push_back(batch[i]->uid);
+            position[batch[i]->uid] = i;
+        }
+        std::vector<store::outgoing_message> outgoing;
+        std::vector<const copy_message*> sent;
+        auto fetched = st(from).fetch(
+            first.mailbox, uids, [&](mail::uid uid, store::message_body&& body) -> result<void> {
+                auto it = position.find(uid);
+                if (it == position.end()) return {};
+                const auto* a = batch[it->second];
+                store::outgoing_message m;
+                m.flags = a->flags;
+                if (const auto* info = w->info(from, uid)) m.internal_date = info->internal_date;
+                m.body = std::move(body);
+                outgoing.push_back(std::move(m));
+                sent.push_back(a);
+                return {};
+            });
+        if (!fetched) return fail(*w, "FETCH of messages from", from, fetched.error());
+        std::uint64_t sent_bytes = 0;
+        for (const auto& m : outgoing) sent_bytes += m.body.size;
+        auto new_uids = st(to).append(first.mailbox, std::move(outgoing));
+        if (!new_uids) return fail(*w, "APPEND of messages to", to, new_uids.error());
+        write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+            for (std::size_t i = 0; i < sent.size(); ++i) {
+                pair_record r = sent[i]->new_record;
+                r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
+                // Without the new uid (no UIDPLUS and not found again), record nothing: the
+                // next run pairs the two copies by content key instead of copying again.
+                if (r.uid[to] == 0) continue;
+                if (auto res = apply_record_change(t, first.mailbox, std::nullopt, r); !res)
+                    return res;
+            }
+            return {};
+        });
+        w->report->done.copied[to] += sent.size();
+        w->report->done.bytes[to] += sent_bytes;
+        prog.messages_done += end - next;
+        prog.bytes_done += bytes;
+        if (on_progress_) on_progress_(prog);
+        next = end;
+    }
+}
+
+void run::do_move(const std::vector<const move_message*>& batch) {
+    const auto& first = *batch.front();
+    auto* from_w = work_for(first.from_mailbox);
+    auto* to_w = work_for(first.to_mailbox);
+    if (!from_w || !to_w || from_w->failed || to_w->failed || job_.dry_run) return;
+    std::vector<mail::uid> uids;
+    for (const auto* a : batch) uids.push_back(a->uid);
+    auto moved = st(first.on).move(first.from_mailbox, uids, first.to_mailbox);
+    if (!moved) return fail(*from_w, "MOVE of messages from", first.on, moved.error());
+    from_w->report->done.moved[first.on] += batch.size();
+    std::vector<store::flag_change> flag_changes;
+    write_journal(journal_, *to_w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        flag_changes.clear();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            const auto* a = batch[i];
+            if (auto r = apply_record_change(t, a->from_mailbox, a->old_record, std::nullopt); !r)
+                return r;
+            pair_record r = a->new_record;
+            r.uid[a->on] = i < moved->size() ? (*moved)[i] : 0;
+            if (r.uid[a->on] == 0) continue;  // found again by content key next run
+            if (auto res = apply_record_change(t, a->to_mailbox, std::nullopt, r); !res) return res;
+            if (!a->add.empty() || !a->remove.empty())
+                flag_changes.push_back({r.uid[a->on], a->add, a->remove});
+        }
+        return {};
+    });
+    if (!flag_changes.empty()) {
+        if (auto r = st(first.on).set_flags(first.to_mailbox, flag_changes); !r)
+            fail(*to_w, "STORE of flags in", first.on, r.error());
+    }
+}
+
+// Groups consecutive actions of one kind on one mailbox (and side) into one store call.
+template <class T>
+bool same_batch(const T& x, const T& y);
+template <>
+bool same_batch(const update_record& x, const update_record& y) {
+    return x.mailbox == y.mailbox;
+}
+template <>
+bool same_batch(const set_flags& x, const set_flags& y) {
+    return x.mailbox == y.mailbox && x.on == y.on && x.add == y.add && x.remove == y.remove;
+}
+template <>
+bool same_batch(const expunge_message& x, const expunge_message& y) {
+    return x.mailbox == y.mailbox && x.on == y.on;
+}
+template <>
+bool same_batch(const copy_message& x, const copy_message& y) {
+    return x.mailbox == y.mailbox && x.from == y.from;
+}
+template <>
+bool same_batch(const move_message& x, const move_message& y) {
+    return x.on == y.on && x.from_mailbox == y.from_mailbox && x.to_mailbox == y.to_mailbox;
+}
+
+void run::execute(const plan& p) {
+    for (const auto& n : p.notices) {
+        std::string text = n.text.empty() ? std::string("notice") : n.text;
+        if (auto* w = work_for(n.mailbox)) w->report->notices.push_back(text);
+        log_.warning(n.mailbox + ": " + text);
+    }
+    for (const auto& g : p.guarded_mailboxes)
+        if (auto* w = work_for(g)) {
+            w->guarded = true;
+            w->report->guarded = true;
+        }
+    if (job_.dry_run) {
+        for (const auto& a : p.actions) {
+            std::string mailbox = std::visit(
+                [](const auto& x) -> std::string {
+                    if constexpr (requires { x.mailbox; })
+                        return x.mailbox;
+                    else
+                        return x.from_mailbox;
+                },
+                a);
+            if (auto* w = work_for(mailbox)) w->report->planned.push_back(describe(a));
+        }
+        return;
+    }
+    std::size_t i = 0;
+    while (i < p.actions.size()) {
+        std::visit(
+            [&](const auto& first) {
+                using T = std::decay_t<decltype(first)>;
+                if constexpr (std::is_same_v<T, create_mailbox>) {
+                    do_create(first);
+                    ++i;
+                } else if constexpr (std::is_same_v<T, remove_mailbox>) {
+                    do_remove(first);
+                    ++i;
+                } else {
+                    std::vector<const T*> batch{&first};
+                    ++i;
+                    while (i < p.actions.size()) {
+                        const T* next = std::get_if<T>(&p.actions[i]);
+                        if (!next || !same_batch(first, *next)) break;
+                        batch.push_back(next);
+                        ++i;
+                    }
+                    if constexpr (std::is_same_v<T, update_record>)
+                        do_update_records(batch);
+                    else if constexpr (std::is_same_v<T, set_flags>)
+                        do_set_flags(batch);
+                    else if constexpr (std::is_same_v<T, expunge_message>)
+                        do_expunge(batch);
+                    else if constexpr (std::is_same_v<T, copy_message>)
+                        do_copy(batch);
+                    else if constexpr (std::is_same_v<T, move_message>)
+                        do_move(batch);
+                }
+            },
+            p.actions[i]);
+    }
+}
+
+// Remembers, for each mailbox pair that synced without failure, both sides' state as
+// found before this run changed them: the next run sees this run's own changes as
+// changes once (cheap: they match the records) and never misses another client's.
+void run::commit_states() {
+    if (job_.dry_run) return;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    for (auto& [name, w] : work_) {
+        if (!w.report->collected && !w.failed) continue;
+        if (!w.state && !w.entry.a && !w.entry.b) continue;  // removed in this run
+        if (w.guarded) continue;
+        // A mailbox on one side only that this run did not create on the other (the rules
+        // forbid it) stays unknown: recorded, it would look removed on the other side.
+        if (!w.state && !(w.entry.a && w.entry.b)) continue;
+        write_journal(journal_, w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+            auto state = journal_.open_pair(t, job_.name, name);
+            if (!state) return state.error();
+            journal::pair_state next = *state;
+            if (w.failed) {
+                next.status = journal::pair_status::error;
+                next.error = w.report->error;
+            } else {
+                if (!w.entry.a && !w.entry.b) {
+                    auto erased = journal_.erase_pair(t, job_.name, name);
+                    if (!erased) return erased.error();
+                    return {};
+                }
+                for (side s : both_sides) {
+                    if (w.status[s])
+                        next.sides[s] = to_side_state(name, *w.status[s]);
+                    else
+                        next.sides[s] = {};
+                }
+                next.status = journal::pair_status::ok;
+                next.error.clear();
+                next.last_sync = now;
+            }
+            return journal_.put_pair(t, job_.name, name, next);
+        });
+    }
+}
+
+channel_report run::go() {
+    const auto start = std::chrono::steady_clock::now();
+    report_.channel = job_.name;
+    if (!list_mailboxes()) return report_;
+    report_.mailboxes.reserve(work_.size());
+    for (auto& [name, w] : work_) {
+        report_.mailboxes.push_back({});
+        report_.mailboxes.back().mailbox = name;
+    }
+    std::size_t k = 0;
+    for (auto& [name, w] : work_) w.report = &report_.mailboxes[k++];
+
+    std::vector<mailbox_input> inputs;
+    for (auto& [name, w] : work_) {
+        collect(w);
+        if (w.failed || !w.report->collected) continue;
+        mailbox_input in;
+        in.name = name;
+        in.known = w.state.has_value();
+        in.records.reserve(w.records.size());
+        for (const auto& r : w.records) in.records.push_back(from_journal(r));
+        for (side s : both_sides) {
+            auto& rep = in.sides[s];
+            rep.exists = w.entry[s].has_value();
+            if (w.collected[s]) {
+                rep.uidvalidity_changed = w.changes[s].uidvalidity_changed;
+                rep.complete = w.changes[s].complete;
+                rep.messages = w.changes[s].messages;
+                rep.vanished = w.changes[s].vanished;
+            }
+        }
+        inputs.push_back(std::move(in));
+    }
+    plan p = make_plan(inputs, job_.rules);
+    execute(p);
+    commit_states();
+    for (const auto& m : report_.mailboxes) report_.total.add(m.done);
+    report_.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report_;
+}
+
+std::string flags_text(const mail::flag_set& f) {
+    return "(" + f.to_imap() + ")";
+}
+
+}  // namespace
+
+void counts::add(const counts& o) {
+    for (side s : both_sides) {
+        copied[s] += o.copied[s];
+        bytes[s] += o.bytes[s];
+        flagged[s] += o.flagged[s];
+        moved[s] += o.moved[s];
+        expunged[s] += o.expunged[s];
+        created[s] += o.created[s];
+        removed[s] += o.removed[s];
+    }
+}
+
+bool counts::any() const {
+    for (side s : both_sides)
+        if (copied[s] || flagged[s] || moved[s] || expunged[s] || created[s] || removed[s])
+            return true;
+    return false;
+}
+
+bool channel_report::any_failed() const {
+    return failed ||
+           std::any_of(mailboxes.begin(), mailboxes.end(), [](const auto& m) { return m.failed; });
+}
+
+bool channel_report::any_guarded() const {
+    return std::any_of(mailboxes.begin(), mailboxes.end(), [](const auto& m) { return m.guarded; });
+}
+
+std::string describe(const action& a) {
+    return std::visit(
+        [](const auto& x) -> std::string {
+            using T = std::decay_t<decltype(x)>;
+            std::ostringstream o;
+            if constexpr (std::is_same_v<T, create_mailbox>)
+                o << "create mailbox " << x.mailbox << " on " << side_label(x.on);
+            else if constexpr (std::is_same_v<T, remove_mailbox>)
+                o << "remove mailbox " << x.mailbox << " on " << side_label(x.on);
+            else if constexpr (std::is_same_v<T, copy_message>)
+                o << "copy " << x.mailbox << " uid " << x.uid << " " << side_label(x.from) << " -> "
+                  << side_label(opposite(x.from)) << " " << flags_text(x.flags);
+            else if constexpr (std::is_same_v<T, set_flags>)
+                o << "flags " << x.mailbox << " uid " << x.uid << " on " << side_label(x.on) << " +"
+                  << flags_text(x.add) << " -" << flags_text(x.remove);
+            else if constexpr (std::is_same_v<T, expunge_message>)
+                o << "expunge " << x.mailbox << " uid " << x.uid << " on " << side_label(x.on);
+            else if constexpr (std::is_same_v<T, move_message>)
+                o << "move uid " << x.uid << " on " << side_label(x.on) << " " << x.from_mailbox
+                  << " -> " << x.to_mailbox;
+            else if constexpr (std::is_same_v<T, update_record>)
+                o << "journal " << x.mailbox;
+            return o.str();
+        },
+        a);
+}
+
+channel_report run_channel(journal::journal& journal, const channel_job& job, store::store& a,
+                           store::store& b, const log::logger& log,
+                           const progress_fn& on_progress) {
+    return run(journal, job, a, b, log, on_progress).go();
+}
+
+}  // namespace tandem::sync
