@@ -195,7 +195,7 @@ TEST(cli, json_summary_parses_and_has_the_counts) {
 }
 
 TEST(cli, status_works_with_the_server_gone) {
-    auto server = std::make_unique<test::dovecot>(many_users(4));
+    auto server = std::make_unique<test::dovecot>(many_users());
     channel_under_test c(*server, maildir_kind);
     c.a().create("Work");
     c.a().add_new("INBOX", "m0");
@@ -232,7 +232,7 @@ TEST(cli, check_config_connect_reports_the_capabilities) {
         EXPECT_TRUE(contains(r.out, cap)) << cap << " in\n" << r.describe();
 
     // A server that hides QRESYNC: the report must differ on that line.
-    auto options = many_users(2);
+    auto options = many_users();
     options.hidden_capabilities = {"QRESYNC"};
     test::dovecot hidden(options);
     channel_under_test c2(hidden, maildir_kind);

@@ -708,9 +708,14 @@ inline store_snapshot snapshot_maildir(const fs::path& root, layout l = layout::
         auto keywords = read_keywords(dir);
         auto& box = s[name];
         for (const char* sub : {"new", "cur"}) {
-            for (const auto& f : fs::directory_iterator(dir / sub)) {
+            std::error_code ec;
+            for (const auto& f : fs::directory_iterator(dir / sub, ec)) {
                 if (!f.is_regular_file()) continue;
-                auto bytes = read_file(f.path());
+                // A file renamed away while we look (tandem at work under `watch`) is skipped.
+                std::ifstream in(f.path(), std::ios::binary);
+                if (!in) continue;
+                std::string bytes((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
                 std::optional<std::int64_t> date;
                 if (options.dates) {
                     struct stat st {};

@@ -250,6 +250,26 @@ TEST_P(robust, mass_removal_guard_stops_a_sync_against_an_emptied_side) {
     EXPECT_EQ(c.a().snapshot(), c.b().snapshot());
 }
 
+// An unmounted Maildir under a channel that may remove folders on the server: the folders
+// look deleted on the Maildir side, but nothing may go on the server.
+TEST(robust_maildir, unmounted_maildir_removes_nothing_even_where_removal_is_allowed) {
+    channel_under_test c(shared_server(), both_kinds[0], "remove = both\n");
+    c.a().create("Work");
+    for (int i = 0; i < 6; ++i) c.a().add_new("INBOX", "m" + std::to_string(i));
+    for (int i = 0; i < 3; ++i) c.a().add_new("Work", "w" + std::to_string(i));
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    auto root = c.b_maildir()->root();
+    fs::rename(root, root.string() + ".away");
+    auto marks = server_marks(c.server(), c.user_a());
+    auto snap = c.a().snapshot();
+    auto gone = c.sync();
+    EXPECT_EQ(gone.exit_code, 4) << gone.describe();
+    EXPECT_EQ(server_marks(c.server(), c.user_a()), marks) << gone.describe();
+    EXPECT_EQ(c.a().snapshot(), snap);
+    EXPECT_FALSE(fs::exists(root));
+}
+
 INSTANTIATE_TEST_SUITE_P(e2e, robust, ::testing::ValuesIn(both_kinds), kind_name);
 
 }  // namespace
