@@ -15,6 +15,7 @@ apt-get install -y --no-install-recommends \
     libgtest-dev libgmock-dev \
     clang libclang-rt-14-dev \
     dovecot-core dovecot-imapd openssl util-linux procps python3 \
-    systemd groff-base man-db zsh
+    systemd groff-base man-db zsh \
+    isync offlineimap3 interimap time
 # Debian starts the system Dovecot on install where it can; tandem's tests run their
 # own isolated instances and never need the system one.

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: MIT
+# tandem: the server account over implicit TLS (certificate pinned by fingerprint) <-> a
+# Maildir (verbatim layout), two-way.
+TARGET=maildir
+LAYOUT=verbatim
+tool_check() { [ -x "$TANDEM" ]; }
+tool_version() { "$TANDEM" --version; }
+tool_setup() {
+    mkdir -p "$WORK/Maildir" "$WORK/state"
+    cat >"$WORK/tandem.conf" <<EOT
+[general]
+state-dir = $WORK/state
+
+[store.server]
+type = imap
+host = 127.0.0.1
+port = $IMAPS_PORT
+tls = implicit
+fingerprint = $FINGERPRINT
+user = $SRC_USER
+password-file = $WORK/password
+
+[store.local]
+type = maildir
+path = $WORK/Maildir
+layout = verbatim
+
+[channel.bench]
+a = server
+b = local
+EOT
+    (umask 077 && echo "$PASS" >"$WORK/password")
+}
+tool_cmd() { printf '%s\n' "$TANDEM" sync -c "$WORK/tandem.conf"; }
