@@ -312,6 +312,8 @@ struct run_options {
     std::optional<std::chrono::milliseconds> kill_after;
     // SIGKILL as soon as stdout or stderr shows this text.
     std::string kill_when;
+    // SIGKILL as soon as this holds (checked every 10 ms), e.g. "the 20th message arrived".
+    std::function<bool()> kill_if;
 };
 
 struct run_result {
@@ -403,7 +405,8 @@ inline run_result run_tandem(const std::vector<std::string>& args,
         auto elapsed = std::chrono::steady_clock::now() - start;
         bool kill_now = (options.kill_after && elapsed >= *options.kill_after) ||
                         (!options.kill_when.empty() && (contains(r.out, options.kill_when) ||
-                                                        contains(r.err, options.kill_when)));
+                                                        contains(r.err, options.kill_when))) ||
+                        (options.kill_if && options.kill_if());
         if (kill_now) {
             kill_group();
             r.killed = true;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 namespace tandem::e2e {
 namespace {
 
@@ -95,21 +97,51 @@ TEST_P(robust, uidvalidity_reset_duplicates_nothing_and_loses_nothing) {
     }
 }
 
-// Runs the sync again and again, each time killed (SIGKILL) a little later, then once to the
-// end. Returns how many runs were killed before they finished.
-int killed_runs(const channel_under_test& c, const std::vector<int>& delays_ms) {
-    int killed = 0;
-    for (int d : delays_ms) {
+// Messages that arrived so far on side b (Maildir files, or APPENDs that Dovecot logged)
+// and on side a (APPENDs): a kill can wait for the copying to be under way.
+std::size_t arrived_b(channel_under_test& c) {
+    if (c.b_maildir()) return maildir_files(c.b_maildir()->root()).size();
+    return c.saves(false);
+}
+std::size_t arrived_a(channel_under_test& c) {
+    return c.saves(true);
+}
+
+struct kill_plan {
+    std::optional<std::chrono::milliseconds> after;  // a kill by time
+    bool to_b = true;                                // else: counts arrivals on a
+    std::size_t arrivals = 0;                        // a kill once this many more arrived
+};
+
+// Runs the sync once per plan, each killed (SIGKILL) as planned; returns how many runs
+// were killed in the middle of the copying (after some messages arrived, before the end).
+int killed_runs(channel_under_test& c, const std::vector<kill_plan>& plans) {
+    int mid_copy = 0;
+    for (const auto& p : plans) {
         run_options o;
-        o.kill_after = std::chrono::milliseconds(d);
+        o.kill_after = p.after;
+        bool by_arrival = false;
+        if (!p.after) {
+            const std::size_t base = p.to_b ? arrived_b(c) : arrived_a(c);
+            o.kill_if = [&c, &p, &by_arrival, base] {
+                by_arrival = (p.to_b ? arrived_b(c) : arrived_a(c)) >= base + p.arrivals;
+                return by_arrival;
+            };
+        }
         auto r = c.sync({}, o);
-        if (r.killed) {
-            ++killed;
-        } else {
+        if (std::getenv("E2E_DEBUG"))
+            std::cerr << "plan " << (p.after ? p.after->count() : -1) << "ms/" << p.arrivals
+                      << (p.to_b ? " to b" : " to a") << ": killed " << r.killed << " by arrival "
+                      << by_arrival << " exit " << r.exit_code << ", a " << arrived_a(c) << ", b "
+                      << arrived_b(c) << "\n"
+                      << r.err << "\n";
+        if (!r.killed) {
             EXPECT_EQ(r.exit_code, 0) << "a run that was not killed: " << r.describe();
+        } else if (by_arrival) {
+            ++mid_copy;
         }
     }
-    return killed;
+    return mid_copy;
 }
 
 void bulk_append(const test::dovecot& server, const std::string& user, const std::string& mailbox,
@@ -124,7 +156,7 @@ void bulk_append(const test::dovecot& server, const std::string& user, const std
 
 std::string filler(int i) {
     std::string body;
-    while (body.size() < 2000)
+    while (body.size() < 4000)
         body += "Line of message " + std::to_string(i) + ", some text to fill it up a bit.\r\n";
     return body;
 }
@@ -156,10 +188,20 @@ TEST_P(robust, killed_syncs_end_with_every_message_once) {
     for (int i = 0; i < 20; ++i) c.b().add_new("Local", "local-" + std::to_string(i));
 
     // A large first sync, killed at several points.
-    int killed = killed_runs(c, {100, 250, 500, 800, 1200, 1700, 2400});
+    // The copies go in batches (pipelined APPENDs, grouped Maildir deliveries), a to b
+    // first: "10 arrived on a" kills a run after both batches landed, before the journal
+    // knows of them; the others land between the batches of later runs.
+    int mid_copy = killed_runs(c, {{100ms},
+                                   {{}, false, 10},
+                                   {{}, true, 20},
+                                   {250ms},
+                                   {{}, false, 20},
+                                   {{}, true, 120},
+                                   {600ms}});
     auto r = c.sync();
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    EXPECT_GE(killed, 2) << "the first sync finished too fast to be interrupted";
+    EXPECT_GE(mid_copy, 1) << "the kills did not land in the middle of the copying";
+    RecordProperty("first_sync_mid_copy_kills", mid_copy);
     auto sa = c.a().snapshot();
     auto sb = c.b().snapshot();
     EXPECT_EQ(sa, sb);
@@ -183,10 +225,18 @@ TEST_P(robust, killed_syncs_end_with_every_message_once) {
     for (int i = 0; i < 5; ++i) c.b().expunge("INBOX", "b-" + std::to_string(i));
     for (int i = 5; i < 10; ++i) c.b().move("INBOX", "b-" + std::to_string(i), "Local");
 
-    killed = killed_runs(c, {100, 250, 500, 800, 1200});
+    int mid_copy_again = killed_runs(c, {{50ms},
+                                         {{}, false, 10},
+                                         {150ms},
+                                         {{}, true, 10},
+                                         {300ms},
+                                         {{}, false, 15},
+                                         {{}, true, 15},
+                                         {450ms}});
     auto r2 = c.sync();
     ASSERT_EQ(r2.exit_code, 0) << r2.describe();
-    EXPECT_GE(killed, 1) << "the incremental sync finished too fast to be interrupted";
+    EXPECT_GE(mid_copy_again, 1) << "the kills did not land in the middle of the copying";
+    RecordProperty("incremental_mid_copy_kills", mid_copy_again);
     sa = c.a().snapshot();
     sb = c.b().snapshot();
     EXPECT_EQ(sa, sb);
