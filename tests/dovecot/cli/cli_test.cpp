@@ -377,6 +377,58 @@ TEST(cli, watch_recovers_after_a_network_outage) {
         << "watch did not recover: " << watch.output();
 }
 
+// A mailbox that cannot be synced (its Maildir folder's place is taken by a file) fails
+// alone: the others sync, and the exit code is 1.
+TEST(cli, one_failing_mailbox_does_not_stop_the_others_and_exits_1) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().create("Work");
+    c.a().create("Blocked");
+    c.a().add_new("INBOX", "m0");
+    c.a().add_new("Work", "w0");
+    c.a().add_new("Blocked", "x0");
+    fs::create_directories(c.w.maildir());
+    write_file(c.w.maildir() / "Blocked", "not a folder\n");
+    auto r = c.sync();
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_TRUE(contains(r.all(), "Blocked")) << "the error names the mailbox: " << r.describe();
+    auto sb = c.b().snapshot();
+    EXPECT_EQ(flags_of(sb, "INBOX", "m0"), "");
+    EXPECT_EQ(flags_of(sb, "Work", "w0"), "");
+    EXPECT_EQ(read_file(c.w.maildir() / "Blocked"), "not a folder\n");
+}
+
+TEST(cli, post_sync_command_runs_only_after_a_sync_that_changed_something) {
+    world probe;  // only for a path of its own
+    auto marker = probe.root() / "post-sync-ran";
+    channel_under_test c(shared_server(), maildir_kind,
+                         "post-sync-command = touch " + marker.string() + "\n");
+    c.a().add_new("INBOX", "m0");
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(fs::exists(marker)) << r.describe();
+    fs::remove(marker);
+    auto again = c.sync();
+    ASSERT_EQ(again.exit_code, 0) << again.describe();
+    EXPECT_FALSE(fs::exists(marker)) << "nothing changed, so nothing to run";
+    c.a().add_new("INBOX", "m1");
+    auto dry = c.sync({"--dry-run"});
+    ASSERT_EQ(dry.exit_code, 0) << dry.describe();
+    EXPECT_FALSE(fs::exists(marker)) << "a dry run runs nothing";
+}
+
+TEST(cli, list_shows_the_mailboxes_of_each_store) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().create("Work");
+    c.a().create("Entwürfe");
+    c.a().add_new("Work", "w0");
+    auto r = c.w.run({"list", "server"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    for (const char* name : {"INBOX", "Work", "Entwürfe"})
+        EXPECT_TRUE(contains(r.out, name)) << name << " in " << r.describe();
+    EXPECT_EQ(test::list_mailboxes(c.server(), c.user_a()).size(), 3u) << "list changes nothing";
+    EXPECT_FALSE(fs::exists(c.w.maildir() / "Work")) << "list changes nothing";
+}
+
 TEST(cli, version_and_help_of_every_command_exit_0) {
     auto v = run_tandem({"--version"});
     EXPECT_EQ(v.exit_code, 0) << v.describe();
