@@ -179,7 +179,10 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
         out.finish_progress();
         if (rep.failed) {
             log.error("channel " + ch->name + ": " + rep.error);
-            code = std::max(code, exit_connect);
+            // A store that refuses to list because it looks unmounted is the guard's case.
+            // Precedence: 3 over 4 over 1.
+            if (rep.failure != errc::guard_tripped) code = exit_connect;
+            else if (code != exit_connect) code = exit_guard;
         } else {
             for (const auto& m : rep.mailboxes) {
                 if (m.failed) code = std::max(code, exit_partial);

@@ -1057,11 +1057,18 @@ result<std::vector<mail::uid>> imap_store::move(const std::string& from,
     if (!dst) return dst.error();
     if (auto r = d.ensure_selected(from, *src); !r) return r.error();
     const std::string what = "MOVE from " + in_quotes(from) + " to " + in_quotes(to);
-    if (!d.s->has("MOVE") && !d.s->has("UIDPLUS"))
-        return d.fail_text(errc::missing_capability,
-                           what +
-                               " failed: the server has neither MOVE nor UIDPLUS, so the "
-                               "moved messages cannot be expunged alone");
+    if (!d.s->has("MOVE") && !d.s->has("UIDPLUS")) {
+        // RFC 6851 section 3.3's fall-back without UID EXPUNGE: COPY, then expunge() marks
+        // them \Deleted and runs a plain EXPUNGE only if nothing else in the mailbox is
+        // \Deleted. The new uids are unknown (no COPYUID): the engine finds the copies again
+        // by content key on the next run.
+        for (auto& piece : chunks(set)) {
+            auto r = d.s->uid_copy(piece, *dst);
+            if (!r) return d.fail(r.error(), what);
+        }
+        if (auto r = expunge(from, uids); !r) return r.error();
+        return out;
+    }
     std::map<mail::uid, mail::uid> mapping;
     for (auto& piece : chunks(set)) {
         auto r = d.s->uid_move(piece, *dst);

@@ -252,24 +252,33 @@ const std::string& maildir_store::store_id() const {
 
 result<std::vector<mailbox_entry>> maildir_store::list() {
     auto& d = *impl_;
+    // Whether this store synced folders under the root before (a mark in the journal).
+    auto synced_before = [&]() -> result<bool> {
+        auto t = d.journal.begin_read();
+        if (!t)
+            return result<bool>(boost::system::in_place_error,
+                                d.journal_fail(t.error(), "list " + d.root.string()));
+        auto mark = d.journal.find_maildir_folder(*t, d.mark_key, mark_folder);
+        if (!mark)
+            return result<bool>(boost::system::in_place_error,
+                                d.journal_fail(mark.error(), "list " + d.root.string()));
+        return result<bool>(mark->has_value());
+    };
+    // An unmounted disk looks like a missing or empty root: treating it as a tree whose
+    // folders were all removed would let the other side lose them (remove = ...), so it is
+    // an error of the whole store, and nothing is synced until the root is back.
+    auto unmounted = [&](std::string_view what) -> error_code {
+        d.last_error = "the Maildir root " + d.root.string() + std::string(what) +
+                       ", but this store synced folders there before: is the file system "
+                       "mounted? (delete the journal's state to start afresh)";
+        // The mass-removal guard's code: the sync stops (exit 4) and touches nothing.
+        return make_error_code(errc::guard_tripped);
+    };
     std::error_code ec;
     if (!std::filesystem::is_directory(d.root, ec)) {
-        bool known = false;
-        {
-            auto t = d.journal.begin_read();
-            if (!t) return d.journal_fail(t.error(), "list " + d.root.string());
-            auto mark = d.journal.find_maildir_folder(*t, d.mark_key, mark_folder);
-            if (!mark) return d.journal_fail(mark.error(), "list " + d.root.string());
-            known = mark->has_value();
-        }
-        if (known) {
-            // An unmounted disk looks like this: creating an empty tree in its place would
-            // make every folder look emptied. Report them missing and let the engine judge.
-            d.logger.warning("the Maildir root " + d.root.string() +
-                             " does not exist, but this store synced folders there before: "
-                             "not creating it (is the file system mounted?)");
-            return std::vector<mailbox_entry>{};
-        }
+        auto known = synced_before();
+        if (!known) return known.error();
+        if (*known) return unmounted(" does not exist");
         if (auto r = d.tree.create_root(); !r) return d.fail(r.error(), d.tree.last_error());
         d.logger.info("created the Maildir root " + d.root.string());
     }
@@ -301,6 +310,11 @@ result<std::vector<mailbox_entry>> maildir_store::list() {
         e.name = name;
         e.status = std::move(*s);
         out.push_back(std::move(e));
+    }
+    if (out.empty()) {
+        auto known = synced_before();
+        if (!known) return known.error();
+        if (*known) return unmounted(" holds no folder");
     }
     return out;
 }
@@ -391,7 +405,12 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             auto id = f.message_id(e.base);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
             // A file gone since the scan has no key; the next scan sees it gone.
-            if (*id) m.content_key = **id + "/" + std::to_string(e.size);
+            // The same key the IMAP store makes, so that the two sides pair: Message-ID and
+            // size, else size and date (the date is copied to the other side exactly).
+            if (*id)
+                m.content_key = **id + "/" + std::to_string(e.size);
+            else
+                m.content_key = "nomsgid/" + std::to_string(e.size) + "/" + std::to_string(e.mtime);
         }
         out.messages.push_back(std::move(m));
     }

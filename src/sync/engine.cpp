@@ -75,6 +75,10 @@ struct mailbox_work {
     per_side<std::unordered_map<mail::uid, std::size_t>> info_index;  // uid -> changes[s].messages
     bool failed = false;
     bool guarded = false;
+    // Intents left by an earlier run that stopped while changing this mailbox (crash,
+    // kill, lost connection): it is listed in full on both sides and re-planned, which
+    // pairs copies that landed by content key; the intents go once it synced.
+    std::vector<std::uint64_t> leftover_intents;
     mailbox_report* report = nullptr;
 
     const mail::message_info* info(side s, mail::uid uid) const {
@@ -169,6 +173,24 @@ bool run::list_mailboxes() {
         w.state = std::move(p.state);
         pair_ids_[p.mailbox] = w.state->id;
     }
+    auto intents = journal_.intents(*t);
+    if (!intents) {
+        report_.failed = true;
+        report_.failure = intents.error();
+        report_.error = "reading the journal failed: " + intents.error().message();
+        return false;
+    }
+    for (const auto& i : *intents) {
+        if (i.channel != job_.name) continue;
+        // A move names its destination in the payload: both mailboxes are listed again.
+        for (const auto& name : {i.mailbox, i.payload}) {
+            auto it = work_.find(name);
+            if (it != work_.end()) it->second.leftover_intents.push_back(i.seq);
+        }
+        log_.info("resolving an unfinished " +
+                  std::string(i.kind == journal::intent_kind::move ? "move" : "copy") + " in " +
+                  i.mailbox + " from an earlier run");
+    }
     return true;
 }
 
@@ -199,10 +221,11 @@ void run::collect(mailbox_work& w) {
     }
     per_side<bool> changed{false, false};
     bool one_side_missing = !w.entry.a || !w.entry.b;
+    bool recovering = !w.leftover_intents.empty();
     for (side s : both_sides) {
         if (!w.entry[s]) continue;
-        changed[s] =
-            !w.state || one_side_missing || !unchanged_since(*w.status[s], w.state->sides[s]);
+        changed[s] = !w.state || one_side_missing || recovering ||
+                     !unchanged_since(*w.status[s], w.state->sides[s]);
     }
     if (w.state && !w.entry.a && !w.entry.b) changed.a = true;  // gone on both: forget it
     if (!changed.a && !changed.b) return;
@@ -232,7 +255,8 @@ void run::collect(mailbox_work& w) {
         std::sort(known.uids.begin(), known.uids.end());
         // A mailbox missing on the other side needs a full listing: the planner must know
         // whether this side holds anything unsynced before it removes or re-creates.
-        known.full = one_side_missing || (w.state && w.state->status != journal::pair_status::ok);
+        known.full = one_side_missing || recovering ||
+                     (w.state && w.state->status != journal::pair_status::ok);
         auto changes = st(s).changes(w.name, known);
         if (!changes) return fail(w, "reading the changes of", s, changes.error());
         w.changes[s] = std::move(*changes);
@@ -403,6 +427,22 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
             uids.push_back(batch[i]->uid);
             position[batch[i]->uid] = i;
         }
+        // The intent is durable before the other store changes; it goes in the commit that
+        // records the copies (DESIGN.md, crash safety).
+        std::uint64_t intent_seq = 0;
+        bool recorded =
+            write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+                journal::intent i;
+                i.kind = journal::intent_kind::append;
+                i.on = to;
+                i.channel = job_.name;
+                i.mailbox = first.mailbox;
+                auto seq = journal_.record_intent(t, i);
+                if (!seq) return seq.error();
+                intent_seq = *seq;
+                return {};
+            });
+        if (!recorded) return;
         std::vector<store::outgoing_message> outgoing;
         std::vector<const copy_message*> sent;
         auto fetched = st(from).fetch(
@@ -433,6 +473,7 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
                 if (auto res = apply_record_change(t, first.mailbox, std::nullopt, r); !res)
                     return res;
             }
+            if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
             return {};
         });
         w->report->done.copied[to] += sent.size();
@@ -451,6 +492,21 @@ void run::do_move(const std::vector<const move_message*>& batch) {
     if (!from_w || !to_w || from_w->failed || to_w->failed || job_.dry_run) return;
     std::vector<mail::uid> uids;
     for (const auto* a : batch) uids.push_back(a->uid);
+    std::uint64_t intent_seq = 0;
+    bool recorded =
+        write_journal(journal_, *from_w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+            journal::intent i;
+            i.kind = journal::intent_kind::move;
+            i.on = first.on;
+            i.channel = job_.name;
+            i.mailbox = first.from_mailbox;
+            i.payload = first.to_mailbox;
+            auto seq = journal_.record_intent(t, i);
+            if (!seq) return seq.error();
+            intent_seq = *seq;
+            return {};
+        });
+    if (!recorded) return;
     auto moved = st(first.on).move(first.from_mailbox, uids, first.to_mailbox);
     if (!moved) return fail(*from_w, "MOVE of messages from", first.on, moved.error());
     from_w->report->done.moved[first.on] += batch.size();
@@ -468,6 +524,7 @@ void run::do_move(const std::vector<const move_message*>& batch) {
             if (!a->add.empty() || !a->remove.empty())
                 flag_changes.push_back({r.uid[a->on], a->add, a->remove});
         }
+        if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
         return {};
     });
     if (!flag_changes.empty()) {
@@ -596,6 +653,8 @@ void run::commit_states() {
                 next.status = journal::pair_status::ok;
                 next.error.clear();
                 next.last_sync = now;
+                for (auto seq : w.leftover_intents)
+                    if (auto e = journal_.erase_intent(t, seq); !e) return e.error();
             }
             return journal_.put_pair(t, job_.name, name, next);
         });

@@ -5,11 +5,16 @@ namespace tandem::log {
 
 std::string_view name(level l) {
     switch (l) {
-        case level::error: return "error";
-        case level::warning: return "warning";
-        case level::info: return "info";
-        case level::debug: return "debug";
-        case level::trace: return "trace";
+        case level::error:
+            return "error";
+        case level::warning:
+            return "warning";
+        case level::info:
+            return "info";
+        case level::debug:
+            return "debug";
+        case level::trace:
+            return "trace";
     }
     return "?";
 }

@@ -14,7 +14,7 @@ enum class level { error = 0, warning, info, debug, trace };
 std::string_view name(level l);
 
 class logger {
-public:
+  public:
     using sink_fn = std::function<void(level, std::string_view)>;
 
     logger() = default;  // discards everything
@@ -30,7 +30,7 @@ public:
     void debug(std::string_view text) const { write(level::debug, text); }
     void trace(std::string_view text) const { write(level::trace, text); }
 
-private:
+  private:
     level threshold_ = level::info;
     sink_fn sink_;
 };

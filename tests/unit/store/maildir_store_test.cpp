@@ -229,25 +229,24 @@ TEST_F(maildir_store_test, list_creates_a_missing_root_for_a_fresh_target) {
     EXPECT_TRUE(fs::is_directory(root));
 }
 
-TEST_F(maildir_store_test, a_vanished_root_that_held_folders_is_not_recreated) {
+TEST_F(maildir_store_test, a_vanished_root_that_held_folders_is_an_error_not_an_empty_tree) {
     auto s = make_with({"INBOX", "Sent"});
     ASSERT_TRUE(s->list());
-    // As an unmounted disk: the mount point is empty.
+    // As an unmounted disk: the mount point is empty. An empty listing would let the
+    // other side remove every folder; the store refuses to list instead.
     fs::remove_all(root);
     fs::create_directories(root);
     auto l = s->list();
-    ASSERT_TRUE(l);
-    EXPECT_TRUE(l->empty());
+    ASSERT_FALSE(l);
+    EXPECT_EQ(l.error(), tandem::errc::guard_tripped);
+    EXPECT_NE(s->last_error().find("mounted"), std::string::npos) << s->last_error();
     EXPECT_TRUE(names_in(root).empty());  // nothing made in its place
     // And with the mount point gone too.
     fs::remove_all(root);
-    warnings.clear();
     l = s->list();
-    ASSERT_TRUE(l);
-    EXPECT_TRUE(l->empty());
+    ASSERT_FALSE(l);
+    EXPECT_NE(s->last_error().find(root.string()), std::string::npos) << s->last_error();
     EXPECT_FALSE(fs::exists(root));
-    ASSERT_EQ(warnings.size(), 1u);
-    EXPECT_NE(warnings[0].find(root.string()), std::string::npos);
 }
 
 TEST_F(maildir_store_test, list_status_comes_from_the_journal_without_reading_the_folder) {
@@ -349,7 +348,9 @@ TEST_F(maildir_changes_test, first_scan_assigns_uids_and_lists_everything) {
     auto* d = by_identity(*c, "400.d.host");
     ASSERT_NE(d, nullptr);
     EXPECT_TRUE(d->flags.has(system_flag::deleted));
-    EXPECT_EQ(d->content_key, "");  // no Message-ID
+    // No Message-ID: size and date, as the IMAP store makes it.
+    EXPECT_EQ(d->content_key,
+              "nomsgid/" + std::to_string(d->size) + "/" + std::to_string(d->internal_date));
 }
 
 TEST_F(maildir_changes_test, a_second_scan_keeps_the_uids) {
