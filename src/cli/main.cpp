@@ -24,13 +24,30 @@ namespace po = boost::program_options;
 
 namespace tandem::cli {
 
+// Program_options has no counting switch: main_entry takes -v, -vv, --verbose out of the
+// arguments and counts them here before the command parses the rest.
+static int verbosity_from_args = 0;
+
+static void count_verbosity(std::vector<std::string>& args) {
+    std::erase_if(args, [](const std::string& a) {
+        if (a == "--verbose") return ++verbosity_from_args, true;
+        if (a.size() >= 2 && a[0] == '-' && a[1] == 'v' &&
+            a.find_first_not_of('v', 1) == std::string::npos) {
+            verbosity_from_args += static_cast<int>(a.size() - 1);
+            return true;
+        }
+        return false;
+    });
+}
+
 po::options_description common_description(common_options& o) {
+    o.verbosity = verbosity_from_args;
     po::options_description d("Common options");
     d.add_options()("help,h", "show this help")(
         "config,c", po::value(&o.config_file),
         "configuration file (default ~/.config/tandem/tandem.conf)")(
-        "verbose,v", po::value<std::vector<bool>>()->zero_tokens()->composing(),
-        "more output (twice: protocol trace)")("quiet,q", po::bool_switch(&o.quiet), "errors only");
+        "verbose,v", "more output (twice, -vv: protocol trace)")(
+        "quiet,q", po::bool_switch(&o.quiet), "errors only");
     return d;
 }
 
@@ -58,8 +75,8 @@ static void print_main_help() {
 log::level level_from(const common_options& o, const po::variables_map& vm,
                       config::log_level configured) {
     if (o.quiet) return log::level::error;
-    int v =
-        vm.count("verbose") ? static_cast<int>(vm["verbose"].as<std::vector<bool>>().size()) : 0;
+    (void)vm;
+    const int v = o.verbosity;
     if (v >= 2) return log::level::trace;
     if (v == 1) return log::level::debug;
     return static_cast<log::level>(static_cast<int>(configured));
@@ -181,8 +198,10 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
             log.error("channel " + ch->name + ": " + rep.error);
             // A store that refuses to list because it looks unmounted is the guard's case.
             // Precedence: 3 over 4 over 1.
-            if (rep.failure != errc::guard_tripped) code = exit_connect;
-            else if (code != exit_connect) code = exit_guard;
+            if (rep.failure != errc::guard_tripped)
+                code = exit_connect;
+            else if (code != exit_connect)
+                code = exit_guard;
         } else {
             for (const auto& m : rep.mailboxes) {
                 if (m.failed) code = std::max(code, exit_partial);
@@ -397,6 +416,7 @@ int main_entry(int argc, char** argv) {
     }
     std::string command = args.front();
     args.erase(args.begin());
+    count_verbosity(args);
     if (command == "--help" || command == "-h" || command == "help") {
         print_main_help();
         return exit_ok;

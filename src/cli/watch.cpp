@@ -103,8 +103,11 @@ void maildir_watcher(const config::maildir_store cfg, const log::logger& log, tr
         log.warning("watch: inotify unavailable; relying on the periodic pass");
         return;
     }
+    // Returns whether the root exists; called again after every event and, while the root
+    // is missing (the first sync creates it), every second.
     auto add_all = [&] {
         std::error_code ec;
+        if (!std::filesystem::is_directory(cfg.path, ec)) return false;
         constexpr auto mask =
             IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR;
         inotify_add_watch(fd, cfg.path.c_str(), mask);
@@ -119,17 +122,21 @@ void maildir_watcher(const config::maildir_store cfg, const log::logger& log, tr
             inotify_add_watch(fd, it->path().c_str(), mask);
             if (name == "cur" || name == "new") it.disable_recursion_pending();
         }
+        return true;
     };
-    add_all();
+    bool watching = add_all();
     char buf[16384];
     while (!stop) {
         pollfd p{fd, POLLIN, 0};
         int n = ::poll(&p, 1, 1000);
-        if (n <= 0) continue;
+        if (n <= 0) {
+            if (!watching) watching = add_all();
+            continue;
+        }
         bool any = false;
         while (::read(fd, buf, sizeof buf) > 0) any = true;
         if (any) {
-            add_all();  // a new folder gets its watches too
+            watching = add_all();  // a new folder gets its watches too
             t.fire("change in " + cfg.path.string());
         }
     }

@@ -787,4 +787,15 @@ result<void> maildir_store::remove(const std::string& mailbox) {
     return {};
 }
 
+bool maildir_store::keeps_keyword(const std::string& mailbox, std::string_view keyword) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return true;
+    auto f = d.open_folder(*canon);
+    if (!f) return true;
+    auto kw = d.keywords(**f);
+    if (!kw) return true;  // unknown: treat an absence as a real change
+    return kw->letter_of(keyword).has_value();
+}
+
 }  // namespace tandem::store

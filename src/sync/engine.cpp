@@ -101,6 +101,7 @@ class run {
     bool list_mailboxes();
     bool wanted(const std::string& name) const;
     void collect(mailbox_work& w);
+    void restore_unkept_keywords(mailbox_work& w, side s);
     void execute(const plan& p);
     void commit_states();
 
@@ -262,10 +263,32 @@ void run::collect(mailbox_work& w) {
         w.changes[s] = std::move(*changes);
         w.collected[s] = true;
         w.status[s] = w.changes[s].status;
+        restore_unkept_keywords(w, s);
         auto& idx = w.info_index[s];
         idx.reserve(w.changes[s].messages.size());
         for (std::size_t i = 0; i < w.changes[s].messages.size(); ++i)
             idx[w.changes[s].messages[i].uid] = i;
+    }
+}
+
+// A keyword the journal has for a message and the side cannot carry (a Maildir folder with
+// 26 keywords already) is missing from that side's report without having been removed
+// there: put it back, so that the merge does not remove it from the other side.
+void run::restore_unkept_keywords(mailbox_work& w, side s) {
+    std::unordered_map<mail::uid, const journal::pair_record*> by_uid;
+    for (const auto& r : w.records)
+        if (r.uid[s] != 0 && !r.flags.keywords().empty()) by_uid[r.uid[s]] = &r;
+    if (by_uid.empty()) return;
+    std::map<std::string, bool> kept;  // keyword -> the side can carry it
+    for (auto& m : w.changes[s].messages) {
+        auto it = by_uid.find(m.uid);
+        if (it == by_uid.end()) continue;
+        for (const auto& k : it->second->flags.keywords()) {
+            if (m.flags.has_keyword(k)) continue;
+            auto [pos, fresh] = kept.try_emplace(k, true);
+            if (fresh) pos->second = st(s).keeps_keyword(w.name, k);
+            if (!pos->second) m.flags.add_keyword(k);
+        }
     }
 }
 

@@ -75,6 +75,8 @@ class maildir_store final : public store {
     // errc::storage_full.
     result<std::vector<mail::uid>> append(const std::string& mailbox,
                                           std::vector<outgoing_message>&& messages) override;
+    // True when the folder's dovecot-keywords file has a letter for `keyword`.
+    bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override;
     result<void> set_flags(const std::string& mailbox,
                            std::span<const flag_change> changes) override;
     result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,

@@ -29,7 +29,7 @@ struct mailbox_status {
     mail::uid uidnext = 0;
     mail::modseq highestmodseq = 0;  // 0: the store has no mod-sequences
     std::uint32_t messages = 0;
-    std::string scan_token;          // store-private change marker (Maildir directory times)
+    std::string scan_token;  // store-private change marker (Maildir directory times)
     // False where an unchanged status does not prove that no flag changed (an IMAP server
     // without CONDSTORE): such a mailbox is always scanned.
     bool tracks_flag_changes = true;
@@ -37,22 +37,22 @@ struct mailbox_status {
 };
 
 struct mailbox_entry {
-    std::string name;                // canonical
-    std::string special_use;         // "\\Sent", "\\Trash", ... or empty
+    std::string name;         // canonical
+    std::string special_use;  // "\\Sent", "\\Trash", ... or empty
     bool selectable = true;
     std::optional<mailbox_status> status;  // when the listing brought it cheaply
 };
 
 // What the journal remembers of a mailbox on this side, as of the last sync.
 struct known_state {
-    mailbox_status status;           // uidvalidity 0: never synced
-    std::vector<mail::uid> uids;     // the uids of this side in the journal, ascending
-    bool full = false;               // list every message (mailbox_changes::complete)
+    mailbox_status status;        // uidvalidity 0: never synced
+    std::vector<mail::uid> uids;  // the uids of this side in the journal, ascending
+    bool full = false;            // list every message (mailbox_changes::complete)
 };
 
 // What changed in a mailbox since `known_state` (see sync::side_report for the meaning).
 struct mailbox_changes {
-    mailbox_status status;           // as found now, before this run changes anything
+    mailbox_status status;  // as found now, before this run changes anything
     bool uidvalidity_changed = false;
     bool complete = false;
     std::vector<mail::message_info> messages;
@@ -63,7 +63,7 @@ struct mailbox_changes {
 // file is a spool file that the receiver takes over (renames into place, or deletes once
 // it has read it); any other file belongs to its store and is only read.
 struct message_body {
-    std::string data;                // used when `file` is empty
+    std::string data;  // used when `file` is empty
     std::filesystem::path file;
     bool temporary = false;
     std::uint64_t size = 0;
@@ -82,7 +82,7 @@ struct flag_change {
 };
 
 class store {
-public:
+  public:
     virtual ~store() = default;
 
     // "imap user@host" or "maildir /path", for messages.
@@ -92,21 +92,33 @@ public:
 
     virtual result<std::vector<mailbox_entry>> list() = 0;
     virtual result<mailbox_status> status(const std::string& mailbox) = 0;
-    virtual result<mailbox_changes> changes(const std::string& mailbox, const known_state& known) = 0;
+    virtual result<mailbox_changes> changes(const std::string& mailbox,
+                                            const known_state& known) = 0;
 
     // Streams the bodies of `uids`; `deliver` is called once per message, in any order. A uid
     // that is gone is skipped (not an error).
-    virtual result<void> fetch(const std::string& mailbox, std::span<const mail::uid> uids,
-                               const std::function<result<void>(mail::uid, message_body&&)>& deliver) = 0;
+    virtual result<void> fetch(
+        const std::string& mailbox, std::span<const mail::uid> uids,
+        const std::function<result<void>(mail::uid, message_body&&)>& deliver) = 0;
     // Adds messages; returns their new uids in order (0 where the store could not tell).
     virtual result<std::vector<mail::uid>> append(const std::string& mailbox,
                                                   std::vector<outgoing_message>&& messages) = 0;
-    virtual result<void> set_flags(const std::string& mailbox, std::span<const flag_change> changes) = 0;
+    virtual result<void> set_flags(const std::string& mailbox,
+                                   std::span<const flag_change> changes) = 0;
     // Moves messages to another mailbox of this store; returns the new uids in the order of
     // `uids` (0 where unknown).
-    virtual result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,
+    virtual result<std::vector<mail::uid>> move(const std::string& from,
+                                                std::span<const mail::uid> uids,
                                                 const std::string& to) = 0;
     virtual result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) = 0;
+    // Whether `mailbox` can carry `keyword` at all. A keyword that a record has and a
+    // message lacks was removed on this side only if the side could hold it: a Maildir
+    // folder whose dovecot-keywords has no letter for it never could (26 at most).
+    virtual bool keeps_keyword(const std::string& mailbox, std::string_view keyword) {
+        (void)mailbox;
+        (void)keyword;
+        return true;
+    }
     virtual result<void> create(const std::string& mailbox) = 0;
     virtual result<void> remove(const std::string& mailbox) = 0;
 };

@@ -699,6 +699,9 @@ TEST_F(maildir_store_test, a_keyword_without_a_letter_is_dropped_from_the_name_a
     EXPECT_NE(warnings[0].find("INBOX"), std::string::npos) << warnings[0];
     EXPECT_EQ(read_file(root / "INBOX" / "dovecot-keywords"), kw);
     for (const auto& n : names_in(root / "INBOX" / "cur")) EXPECT_TRUE(n.ends_with(":2,Sz")) << n;
+    // The engine asks before it reads the missing keyword as removed on this side.
+    EXPECT_TRUE(s->keeps_keyword("INBOX", "k25"));
+    EXPECT_FALSE(s->keeps_keyword("INBOX", "Extra"));
 }
 
 // ---- move, expunge
