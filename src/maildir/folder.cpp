@@ -46,6 +46,19 @@ result<dir_stamp> stamp_of(const std::filesystem::path& dir) {
     return dir_stamp{static_cast<std::uint64_t>(st.st_ino), sys::to_ns(st.st_mtim)};
 }
 
+// How long a directory time stamp needs to be in the past before a change in the same
+// clock tick can no longer hide behind it. A file system that keeps sub-second stamps
+// (ext4, xfs, btrfs, tmpfs) ticks with the kernel's coarse clock, at most 10 ms; one that
+// keeps whole seconds (or FAT's two) needs the configured `settle`. A stamp with no
+// sub-second part is taken as the latter (by chance, 1 in 100 or so: a longer wait).
+std::int64_t settle_ns_for(const stamps& s, std::chrono::milliseconds configured) {
+    const auto full = std::chrono::duration_cast<std::chrono::nanoseconds>(configured).count();
+    constexpr std::int64_t fine = 25'000'000;
+    const bool subsecond =
+        s.new_.mtime_ns % 1'000'000'000 != 0 || s.cur.mtime_ns % 1'000'000'000 != 0;
+    return subsecond ? std::min(full, fine) : full;
+}
+
 std::string format_token(const stamps& s, bool settled) {
     return "1 " + std::to_string(s.new_.ino) + ' ' + std::to_string(s.new_.mtime_ns) + ' ' +
            std::to_string(s.cur.ino) + ' ' + std::to_string(s.cur.mtime_ns) +
@@ -198,8 +211,7 @@ result<std::string> folder::change_token() const {
     auto c = stamp_of(dir_ / "cur");
     if (!c) return c.error();
     stamps s{*n, *c};
-    auto settle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.settle).count();
-    return format_token(s, sys::now_ns() - s.newest() >= settle_ns);
+    return format_token(s, sys::now_ns() - s.newest() >= settle_ns_for(s, options_.settle));
 }
 
 result<bool> folder::changed_since(std::string_view token) const {
@@ -213,8 +225,6 @@ result<bool> folder::changed_since(std::string_view token) const {
 }
 
 result<scan_result> folder::scan(scan_mode mode) {
-    const auto settle_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(options_.settle).count();
     bool waited = false;
     for (int attempt = 0; attempt < scan_attempts; ++attempt) {
         auto n0 = stamp_of(dir_ / "new");
@@ -222,6 +232,7 @@ result<scan_result> folder::scan(scan_mode mode) {
         auto c0 = stamp_of(dir_ / "cur");
         if (!c0) return fail("stat", dir_ / "cur", c0.error());
         stamps before{*n0, *c0};
+        const auto settle_ns = settle_ns_for(before, options_.settle);
         auto age = sys::now_ns() - before.newest();
         if (age < settle_ns && !(age < 0 && waited)) {
             // A change in the same tick as this mtime would not move it, and we could miss a

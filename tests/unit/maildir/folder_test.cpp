@@ -481,10 +481,35 @@ TEST(maildir_folder, scan_waits_out_a_fresh_change_so_its_token_is_settled) {
     auto took = std::chrono::steady_clock::now() - start;
     ASSERT_TRUE(scan);
     EXPECT_EQ(scan->entries.size(), 1u);
-    EXPECT_GE(took, std::chrono::milliseconds(100));
+    // A file system with sub-second stamps ticks at most every 10 ms: 25 ms are waited.
+    EXPECT_GE(took, std::chrono::milliseconds(20));
     EXPECT_FALSE(f.changed_since(scan->token).value());
     ASSERT_TRUE(f.deliver("y", {}));
     EXPECT_TRUE(f.changed_since(scan->token).value());
+}
+
+TEST(maildir_folder, whole_second_stamps_are_waited_out_for_the_configured_settle) {
+    tandem::test::temp_dir d;
+    folder_options o;
+    o.settle = std::chrono::milliseconds(300);
+    auto f = make(d, o);
+    ASSERT_TRUE(f.deliver("x", {}));
+    // As a file system that keeps whole seconds: stamps without a sub-second part, now.
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    timespec whole[2] = {{now.tv_sec, 0}, {now.tv_sec, 0}};
+    for (const char* sub : {"new", "cur"})
+        ASSERT_EQ(::utimensat(AT_FDCWD, (f.path() / sub).c_str(), whole, 0), 0);
+    auto start = std::chrono::steady_clock::now();
+    auto scan = f.scan();
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(scan);
+    // The stamp is less than a second old: the scan waits until it is 300 ms old.
+    auto age_at_start = std::chrono::nanoseconds(now.tv_nsec);
+    if (age_at_start < std::chrono::milliseconds(250)) {
+        EXPECT_GE(took, std::chrono::milliseconds(40));
+    }
+    EXPECT_FALSE(f.changed_since(scan->token).value());
 }
 
 TEST(maildir_folder, scan_during_concurrent_renames_never_loses_a_message) {
