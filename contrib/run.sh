@@ -91,4 +91,5 @@ echo
 echo "== what the journal knows (no network): tandem status"
 "$TANDEM" status -c "$DEMO/tandem.conf"
 echo
-echo "The demo lives in $DEMO (config: $DEMO/tandem.conf). Run it again with: $TANDEM sync -c $DEMO/tandem.conf"
+echo "The demo's Maildir, journal and config stay in $DEMO; its Dovecot stops now."
+echo "Your own: copy contrib/tandem.conf.example to ~/.config/tandem/tandem.conf, then: $TANDEM check-config --connect"
