@@ -671,7 +671,13 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     enum class tier { listing, qresync, condstore, plain };
     const bool modseqs = condstore() && !sel->nomodseq && sel->highestmodseq != 0;
     tier t = tier::plain;
-    if (first || out.uidvalidity_changed)
+    // A mailbox this side got in the last run (created there, filled by its copies): no
+    // state yet, but the journal knows its uids. Flags for all, everything only for the
+    // others, as the plain tier does: not the headers of every message again.
+    const bool adopt = known.status.uidvalidity == 0 && !known.full && !known_uids.empty();
+    if (adopt)
+        t = tier::plain;
+    else if (first || out.uidvalidity_changed)
         t = tier::listing;
     else if (sel->qresync && modseqs)
         t = tier::qresync;
@@ -679,7 +685,8 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         t = tier::condstore;
     out.complete = t == tier::listing || t == tier::plain;
 
-    const mail::uid from_new = std::max<mail::uid>(known.status.uidnext, 1);
+    const mail::uid from_new =
+        adopt ? known_uids.back() + 1 : std::max<mail::uid>(known.status.uidnext, 1);
     collector c;
     c.msn.assign(sel->exists, 0);
     if (t != tier::listing) c.echo_below = from_new;

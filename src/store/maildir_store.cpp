@@ -391,7 +391,11 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         known.status.uidvalidity != 0 && known.status.uidvalidity != rec.uidvalidity;
     // Content keys cost a read of each header: only for messages the engine has not seen
     // under these UIDs, unless it asks for all.
-    const bool all_keys = known.full || known.status.uidvalidity != rec.uidvalidity;
+    // Every key after a UIDVALIDITY change or when asked; in a first listing (no state)
+    // only files that got their UID in this scan need one: the others are this store's
+    // own deliveries, already paired.
+    const bool all_keys = known.full || (known.status.uidvalidity != 0 &&
+                                         known.status.uidvalidity != rec.uidvalidity);
     out.messages.reserve(entries.size());
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& e = entries[i];

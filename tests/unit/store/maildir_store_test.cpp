@@ -562,7 +562,11 @@ TEST_F(maildir_store_test, append_then_fetch_round_trips_byte_for_byte) {
     EXPECT_TRUE(got[2].data == big);
     EXPECT_EQ(got[3].data, borrowed_text);
 
-    auto c = s->changes("INBOX", {});
+    // Its own deliveries carry no key in a first listing (they are paired already): ask
+    // for all of them, as a run resolving an interrupted copy does.
+    tandem::store::known_state all;
+    all.full = true;
+    auto c = s->changes("INBOX", all);
     ASSERT_TRUE(c);
     EXPECT_EQ(by_uid(*c, 1)->flags, flags({"\\Seen", "$Label1"}));
     EXPECT_EQ(by_uid(*c, 1)->internal_date, 1'500'000'000);
