@@ -126,7 +126,11 @@ service doveadm {
 }
 $nonroot
 EOF
-    /usr/sbin/dovecot -c "$dir/dovecot.conf"
+    # not our stdout: whoever reads it (a pipe) would wait for the daemon to exit
+    if ! /usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >"$dir/log/start.log" 2>&1; then
+        cat "$dir/log/start.log" >&2
+        return 1
+    fi
     local i
     for i in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi

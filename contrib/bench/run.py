@@ -5,6 +5,7 @@
     run.py [bench] --corpus c5000 [--tools LIST] [--rounds 3] [--scenarios S1,...,S7]
     run.py report RESULTS.jsonl...        the Markdown tables again
     run.py corpus NAME                    generate a corpus snapshot now
+    run.py serve NAME                     start the server with the corpus and leave it up
 
 `bench` starts an isolated Dovecot on 127.0.0.1 (free ports; dovecot.sh), generates the
 corpus once into $BENCH_VAR/corpus/NAME (gen_corpus.py; BENCH_VAR defaults to var/ here),
@@ -199,10 +200,25 @@ def clone_tree(src, dst, owner):
         shutil.copystat(s, d)
 
 
+def discard(path):
+    """Set a tree aside; the trash is emptied when the run ends. ext4 skips recently freed
+    inodes when it allocates new ones, and after a large delete every file created in
+    the next minutes pays for that search: whichever tool ran right after the delete of
+    another's 50,000 files would be timed on a slower file system."""
+    if not os.path.exists(path):
+        return
+    trash = os.path.join(VAR, "trash")
+    os.makedirs(trash, exist_ok=True)
+    os.rename(path, os.path.join(trash, "%d-%d" % (os.getpid(), len(os.listdir(trash)))))
+
+
+def empty_trash():
+    shutil.rmtree(os.path.join(VAR, "trash"), ignore_errors=True)
+
+
 def reset_account(server, user, snapshot=None):
     home = server.home(user)
-    if os.path.exists(home):
-        shutil.rmtree(home)
+    discard(home)
     if snapshot:
         clone_tree(snapshot, home, server.owner)
     else:
@@ -489,8 +505,7 @@ def tool_load(name, server, tandem):
 
 
 def tool_prepare(tool):
-    if os.path.exists(tool["work"]):
-        shutil.rmtree(tool["work"])
+    discard(tool["work"])
     os.makedirs(os.path.join(tool["work"], "logs"))
     r = tool_bash(tool["name"], "tool_setup; tool_cmd", tool["env"])
     if r.returncode != 0:
@@ -581,6 +596,9 @@ def cmd_bench(argv):
                          "(mbsync sleeps 1 s when its Maildir changed within the current second)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds, per sync")
     ap.add_argument("--out", help="records (JSON lines); default $BENCH_VAR/results/CORPUS-TIME.jsonl")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run Dovecot and the tools at this niceness (-10: a shared machine's "
+                         "other work disturbs the timings less; needs root)")
     ap.add_argument("--require-all", action="store_true", help="fail when a tool is not installed")
     args = ap.parse_args(argv)
     scens = args.scenarios.split(",")
@@ -589,9 +607,14 @@ def cmd_bench(argv):
             raise SystemExit("unknown scenario %s" % s)
     gen_corpus.spec(args.corpus)
     tandem = find_tandem(args.tandem)
+    args.commit = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"],
+                                 capture_output=True, text=True).stdout.strip() or None
     out = args.out or os.path.join(VAR, "results", "%s-%s.jsonl" % (
         args.corpus, time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    empty_trash()  # left by `serve` or an interrupted run
     server = Server(VAR)
     server.up()
     failures = []
@@ -615,6 +638,7 @@ def cmd_bench(argv):
                 failures += run_round(server, tool, snap, rnd, scens, args, out)
     finally:
         server.down()
+        empty_trash()
     report([out], sys.stdout, out[:-len(".jsonl")] + ".md" if out.endswith(".jsonl") else out + ".md")
     if failures:
         log("\n!!! %d FAILURE(S):" % len(failures))
@@ -631,7 +655,10 @@ def run_round(server, tool, snap, rnd, scens, args, out):
     os.sync()
     failures = []
     last = time.monotonic()
+    seen = {}
     for step, scen in enumerate(scens):
+        seen[scen] = seen.get(scen, 0) + 1
+        label = scen if seen[scen] == 1 else "%s#%d" % (scen, seen[scen])
         if scen == "S7" and tool["target"] != "maildir":
             continue
         rng = random.Random("%s/%d/%d/%s" % (args.corpus, rnd, step, scen))
@@ -646,8 +673,8 @@ def run_round(server, tool, snap, rnd, scens, args, out):
         diffs = verify(server, tool)
         rec.update(verify="OK" if not diffs else "; ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else ""))
         rec = {"corpus": args.corpus, "tool": tool["name"], "target": tool["target"],
-               "version": tool["version"], "round": rnd, "step": step, "scenario": scen,
-               "changes": changed, **rec, "loadavg": os.getloadavg()[0],
+               "version": tool["version"], "round": rnd, "step": step, "scenario": scen, "label": label,
+               "changes": changed, **rec, "loadavg": os.getloadavg()[0], "commit": args.commit,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with open(out, "a") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -720,14 +747,16 @@ def render(recs):
     for corpus in corpora:
         rs = [r for r in recs if r["corpus"] == corpus]
         tools = list(dict.fromkeys(r["tool"] for r in rs))
-        scens = sorted({r["scenario"] for r in rs}, key=lambda s: int(s[1:]))
+        for r in rs:
+            r.setdefault("label", r["scenario"])
+        scens = sorted({r["label"] for r in rs}, key=lambda s: min(r["step"] for r in rs if r["label"] == s))
         rounds = max(r["round"] for r in rs)
         cell = {}
         for r in rs:
-            cell.setdefault((r["tool"], r["scenario"]), []).append(r)
+            cell.setdefault((r["tool"], r["label"]), []).append(r)
         target = {r["tool"]: r["target"] for r in rs}
         versions = {r["tool"]: r["version"] for r in rs}
-        changes = {s: sorted({r["changes"] for r in rs if r["scenario"] == s}) for s in scens}
+        changes = {s: sorted({r["changes"] for r in rs if r["label"] == s}) for s in scens}
 
         def ok(t, s):
             return [r for r in cell.get((t, s), []) if r["rc"] == 0 and r["verify"] == "OK"]
@@ -737,7 +766,8 @@ def render(recs):
 
         def table(title, key, fmt, ratio=True):
             lines.append("#### %s: %s\n" % (corpus, title))
-            head = ["%s %s%s" % (s, SCENARIOS[s], "" if changes[s] in ([0], []) else
+            head = ["%s %s%s" % (s, SCENARIOS[s.split("#")[0]] + (" again" if "#" in s else ""),
+                                 "" if changes[s] in ([0], []) else
                                  " (%s)" % "/".join(map(str, changes[s]))) for s in scens]
             lines.append("| tool | " + " | ".join(head) + " |")
             lines.append("|---|" + "---:|" * len(scens))
@@ -789,7 +819,11 @@ def render(recs):
             lines.append("- **%s r%d %s**: rc %s, verify: %s" % (r["tool"], r["round"], r["scenario"],
                                                               r["rc"], r["verify"]))
         lines.append("")
-        lines.append("Versions: " + "; ".join("%s: %s" % (t, versions[t]) for t in tools) + "\n")
+        lines.append("Versions: " + "; ".join("%s: %s" % (t, versions[t]) for t in tools) + ".")
+        commits = sorted({r.get("commit") or "?" for r in rs})
+        loads = [r.get("loadavg") for r in rs if r.get("loadavg") is not None]
+        lines.append("Checkout: %s. Load average during the syncs: median %.1f, max %.1f.\n" % (
+            ", ".join(commits), median(loads) or 0, max(loads or [0])))
     lines.append("Machine: %s.\n" % environment())
     return "\n".join(lines)
 
@@ -813,9 +847,27 @@ def cmd_corpus(argv):
     return 0
 
 
+def cmd_serve(argv):
+    ap = argparse.ArgumentParser(prog="run.py serve")
+    ap.add_argument("name")
+    a = ap.parse_args(argv)
+    gen_corpus.spec(a.name)
+    server = Server(VAR)
+    server.up()
+    snap = ensure_corpus(server, a.name)
+    reset_account(server, SRC, os.path.join(snap, "src"))
+    reset_account(server, DST)
+    log("IMAP_PORT=%d IMAPS_PORT=%d PASS=%s SRC_USER=%s DST_USER=%s" % (
+        server.port, server.sport, PASS, SRC, DST))
+    log("CONF=%s\nCERT=%s\nFINGERPRINT=%s" % (server.conf, server.cert, server.fingerprint()))
+    log("TUNNEL_DST='%s'" % server.tunnel(DST))
+    log("# stop: %s down %s" % (os.path.join(HERE, "dovecot.sh"), server.dir))
+    return 0
+
+
 def main():
     argv = sys.argv[1:]
-    cmds = {"bench": cmd_bench, "report": cmd_report, "corpus": cmd_corpus}
+    cmds = {"bench": cmd_bench, "report": cmd_report, "corpus": cmd_corpus, "serve": cmd_serve}
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
