@@ -88,6 +88,9 @@ elapsed=$(( $(date +%s) - started ))
     echo "soak: $runs runs in $((elapsed / 60)) min $((elapsed % 60)) s; rounds=$total_rounds" \
          "operations=$total_ops syncs=$total_syncs kills=$total_kills" \
          "cuts=$total_cuts (mid-session $total_mid) checks=$total_checks failed=$failed"
+    # Operations by kind, over every run.
+    sed -n 's/.* kinds=\([^ ]*\).*/\1/p' "$summary" | tr ',' '\n' | awk -F: \
+        'NF == 2 { n[$1] += $2 } END { printf "operations by kind:"; for (k in n) printf " %s=%d", k, n[k]; print "" }'
     [ -n "$failures" ] && echo "failed runs (mode:seed), reports in $log_dir:$failures"
 } | tee -a "$summary"
 [ "$failed" -eq 0 ]

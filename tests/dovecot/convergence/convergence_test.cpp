@@ -93,6 +93,26 @@ struct op {
     bool in_new = false;   // add on a Maildir: delivered into new/
 };
 
+const char* kind_name(op_kind k) {
+    switch (k) {
+        case op_kind::add:
+            return "add";
+        case op_kind::flags:
+            return "flags";
+        case op_kind::move:
+            return "move";
+        case op_kind::expunge:
+            return "expunge";
+        case op_kind::create:
+            return "create";
+        case op_kind::remove_folder:
+            return "delete-folder";
+        case op_kind::to_cur:
+            return "new-to-cur";
+    }
+    return "?";
+}
+
 std::string flags_text(const flag_set& f) {
     std::string s;
     for (const auto& x : f) s += (s.empty() ? "" : " ") + x;
@@ -246,6 +266,7 @@ std::vector<round_log> parse_log(std::istream& in) {
 struct stats {
     std::size_t rounds = 0, ops = 0, syncs = 0, kills = 0, cuts = 0, cuts_mid_session = 0,
                 checks = 0;
+    std::map<std::string, std::size_t> by_kind;  // applied operations per kind
 };
 
 // The state of one round: the base (both sides after the last sync) and each side as the
@@ -723,6 +744,7 @@ class scenario {
                 break;
         }
         ++stats_.ops;
+        ++stats_.by_kind[kind_name(o.kind)];
         return true;
     }
 
@@ -1200,7 +1222,9 @@ void run_convergence(mode m) {
               << " rounds=" << counts.rounds << " ops=" << counts.ops << " syncs=" << counts.syncs
               << " kills=" << counts.kills << " cuts=" << counts.cuts
               << " cuts_mid_session=" << counts.cuts_mid_session << " checks=" << counts.checks
-              << " seconds=" << seconds << " result=" << (failure ? "FAIL" : "ok") << std::endl;
+              << " seconds=" << seconds << " result=" << (failure ? "FAIL" : "ok") << " kinds=";
+    for (const auto& [k, n] : counts.by_kind) std::cout << k << ":" << n << ",";
+    std::cout << std::endl;
     if (!failure) return;
 
     std::ostringstream report;
