@@ -7,6 +7,7 @@
 #
 #   contrib/soak.sh [--minutes 30] [--rounds 100] [--seed 1] [--build build]
 #                   [--log-dir soak-logs] [--mode both|imap-maildir|imap-imap]
+#                   [--shrink-seconds 300]
 #
 # Exit status: 0 when every run passed, 1 when some failed, 2 on a usage error.
 set -u
@@ -17,6 +18,7 @@ seed=1
 build=build
 log_dir=soak-logs
 mode=both
+shrink=300
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes=$2; shift 2 ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
         --build) build=$2; shift 2 ;;
         --log-dir) log_dir=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
-        -h|--help) sed -n '3,11p' "$0"; exit 0 ;;
+        --shrink-seconds) shrink=$2; shift 2 ;;
+        -h|--help) sed -n '3,12p' "$0"; exit 0 ;;
         *) echo "soak.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -55,7 +58,8 @@ started=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
     for m in "${modes[@]}"; do
         log=$log_dir/run-$m-$seed.log
-        "$bin" --mode "$m" --seed "$seed" --rounds "$rounds" > "$log" 2>&1
+        "$bin" --mode "$m" --seed "$seed" --rounds "$rounds" --shrink-seconds "$shrink" \
+            > "$log" 2>&1
         status=$?
         line=$(grep '^convergence: ' "$log" | tail -n 1)
         echo "${line:-convergence: mode=$m seed=$seed result=CRASH (exit $status)}" | tee -a "$summary"
