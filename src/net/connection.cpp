@@ -212,7 +212,7 @@ struct connection::impl {
     result<void> handshake(failure* why) {
         ctx.emplace(ssl::context::tls_client);
         const std::string& name = cfg.tls_server_name.empty() ? cfg.host : cfg.tls_server_name;
-        verifier = std::make_unique<tls_verifier>(name, cfg.ca_file, cfg.fingerprint);
+        verifier = std::make_unique<tls_verifier>(name, cfg.ca_file, cfg.fingerprint, cfg.verify);
         if (auto r = verifier->configure(ctx->native_handle()); !r) {
             set_failure(why, step::tls_verify, verifier->message());
             return r.error();

@@ -38,8 +38,9 @@ std::string openssl_error() {
 
 }  // namespace
 
-tls_verifier::tls_verifier(std::string host, std::string ca_file, std::string fingerprint)
-    : host_(std::move(host)), ca_file_(std::move(ca_file)) {
+tls_verifier::tls_verifier(std::string host, std::string ca_file, std::string fingerprint,
+                           bool verify)
+    : host_(std::move(host)), ca_file_(std::move(ca_file)), verify_(verify) {
     if (!fingerprint.empty()) {
         pinned_ = true;
         if (auto p = parse_fingerprint(fingerprint)) pin_ = std::move(*p);
@@ -55,6 +56,11 @@ result<void> tls_verifier::configure(SSL_CTX* ctx) {
             return errc::invalid_argument;
         }
         // The pin replaces the CA check; the system store is not even loaded.
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+        return {};
+    }
+    if (!verify_) {
+        // tls-insecure-skip-verify: the user chose to trust whatever answers.
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
         return {};
     }
@@ -78,7 +84,7 @@ result<void> tls_verifier::attach(SSL* ssl) {
         message_ = "cannot set SNI " + host_ + ": " + openssl_error();
         return errc::tls_failed;
     }
-    if (pinned_) return {};
+    if (pinned_ || !verify_) return {};
     SSL_set_ex_data(ssl, verifier_index(), this);
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

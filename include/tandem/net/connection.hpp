@@ -40,6 +40,10 @@ struct transport_config {
     std::string fingerprint;
     // Name to verify and to send as SNI; empty means `host`.
     std::string tls_server_name;
+    // False (`tls-insecure-skip-verify`): the certificate chain and the host name are not
+    // checked, so any certificate, self-signed ones too, is accepted. A fingerprint, when
+    // set, is still compared.
+    bool verify = true;
     std::chrono::milliseconds connect_timeout{30'000};  // resolve + connect + TLS handshake
     std::chrono::milliseconds read_timeout{120'000};    // no byte in either direction this long
 };

@@ -73,6 +73,7 @@ class tls_server {
         std::string plain_before;  // sent in clear before the handshake (STARTTLS)
         std::string injected;      // sent in clear a moment later, before the handshake
         std::string greeting = "* OK secure\r\n";
+        std::string cert = "server";  // "other": the self-signed CA certificate
     };
 
     explicit tls_server(script s) : script_(std::move(s)) {
@@ -108,9 +109,9 @@ class tls_server {
             }
         }
         SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-        SSL_CTX_use_certificate_file(ctx, certificates().path("server.pem").c_str(),
+        SSL_CTX_use_certificate_file(ctx, certificates().path(script_.cert + ".pem").c_str(),
                                      SSL_FILETYPE_PEM);
-        SSL_CTX_use_PrivateKey_file(ctx, certificates().path("server.key").c_str(),
+        SSL_CTX_use_PrivateKey_file(ctx, certificates().path(script_.cert + ".key").c_str(),
                                     SSL_FILETYPE_PEM);
         SSL* ssl = SSL_new(ctx);
         SSL_set_fd(ssl, fd);
@@ -217,6 +218,49 @@ TEST(tls, a_wrong_pin_is_refused) {
     EXPECT_NE(why.message.find("does not match the pinned fingerprint"), std::string::npos)
         << why.message;
     EXPECT_NE(why.message.find(certificates().fingerprint()), std::string::npos) << why.message;
+}
+
+tls_server::script self_signed() {
+    tls_server::script s;
+    s.cert = "other";
+    return s;
+}
+
+TEST(tls, a_self_signed_certificate_is_refused_by_default) {
+    tls_server server(self_signed());
+    auto cfg = config_for(server);
+    failure why;
+    auto c = connection::open(cfg, &why);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error(), errc::tls_failed);
+    EXPECT_EQ(why.step, step::tls_verify);
+    EXPECT_NE(why.message.find("CN=tandem test other"), std::string::npos) << why.message;
+}
+
+TEST(tls, skipping_verification_accepts_a_self_signed_certificate_and_any_name) {
+    tls_server server(self_signed());
+    // Neither the CA file nor the address matches: only the switch lets it through.
+    auto cfg = config_for(server, "127.0.0.1");
+    cfg.verify = false;
+    failure why;
+    auto c = connection::open(cfg, &why);
+    ASSERT_TRUE(c) << why.message;
+    EXPECT_TRUE((*c)->encrypted());
+    EXPECT_EQ(read_line(**c), "* OK secure\r\n");
+    EXPECT_TRUE(server.handshake_ok());
+}
+
+TEST(tls, skipping_verification_still_compares_a_pin) {
+    tls_server server(self_signed());
+    auto cfg = config_for(server);
+    cfg.verify = false;
+    cfg.fingerprint = std::string(64, 'a');
+    failure why;
+    auto c = connection::open(cfg, &why);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(why.step, step::tls_verify);
+    EXPECT_NE(why.message.find("does not match the pinned fingerprint"), std::string::npos)
+        << why.message;
 }
 
 TEST(tls, starttls_discards_plain_bytes_received_before_the_handshake) {
