@@ -205,6 +205,31 @@ TEST_P(hostile_messages, sixty_megabyte_attachment) {
     EXPECT_EQ(hostile::quiet(c), before) << r2.describe();
 }
 
+// A 0-byte file in the Maildir: Dovecot refuses to store it ("NO Can't save a zero byte
+// message"; 1 byte is the smallest it takes, in the corpus above). The run fails that mailbox
+// and says why, naming it; the file stays, and the next run does the same, no more.
+TEST(hostile_messages_maildir, zero_byte_file_is_refused_by_the_server_and_named) {
+    channel_under_test c(shared_server(), kinds[0]);
+    c.b().create("Empty");
+    c.b().add("Empty", "", {"\\Seen"}, 1650000000);
+    c.a().add_new("INBOX", "fine");
+    for (int run = 1; run <= 2; ++run) {
+        SCOPED_TRACE("run " + std::to_string(run));
+        auto r = c.sync();
+        EXPECT_EQ(r.exit_code, 1) << r.describe();
+        bool said = false;
+        std::istringstream lines(r.all());
+        for (std::string line; std::getline(lines, line);)
+            said = said || (contains(line, "Empty") && contains(line, "zero byte"));
+        EXPECT_TRUE(said) << r.describe();
+        EXPECT_EQ(imap_keys(c.server(), c.user_a(), "Empty"), std::vector<std::string>{});
+        EXPECT_EQ(maildir_keys(c.b_maildir()->folder_dir("Empty")),
+                  std::vector<std::string>{key("", {"\\Seen"}, 1650000000)});
+        // The other mailboxes sync all the same.
+        EXPECT_EQ(c.b().snapshot()["INBOX"], c.a().snapshot()["INBOX"]);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(kinds, hostile_messages, ::testing::ValuesIn(kinds), kind_name);
 
 }  // namespace
