@@ -230,6 +230,46 @@ TEST(hostile_messages_maildir, zero_byte_file_is_refused_by_the_server_and_named
     }
 }
 
+// Maildir file names as other programs leave them: no info in new/, spaces and a backslash
+// in the base, an unknown upper-case letter (kept on rename), a "1," info, '!' in a base, a
+// keyword letter with no line in dovecot-keywords. Each message reaches the server with the
+// flags its name says; the next run renames and uploads nothing.
+TEST(hostile_messages_maildir, odd_file_names_sync_and_stay) {
+    channel_under_test c(shared_server(), kinds[0]);
+    c.b().create("INBOX");
+    const auto dir = c.b_maildir()->folder_dir("INBOX");
+    const std::vector<std::pair<std::string, std::vector<std::string>>> files{
+        {"new/1700000001.plain.host", {}},
+        {"cur/1700000002.with space\\and backslash.host:2,S", {"\\Seen"}},
+        {"cur/1700000003.unknown.host:2,FSZ", {"\\Flagged", "\\Seen"}},
+        {"cur/1700000004.experimental.host:1,whatever", {}},
+        {"cur/1700000005.bang!name.host:2,R", {"\\Answered"}},
+        {"cur/1700000006.nokeyword.host:2,Sq", {"\\Seen"}},
+    };
+    std::vector<std::string> want;
+    int i = 0;
+    for (const auto& [name, flags] : files) {
+        auto m = test::make_message("odd " + std::to_string(++i));
+        write_file(dir / name, m);
+        timespec times[2] = {{1650000000 + i, 0}, {1650000000 + i, 0}};
+        ::utimensat(AT_FDCWD, (dir / name).c_str(), times, 0);
+        want.push_back(key(m, flags, 1650000000 + i));
+    }
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(hostile::same_messages(imap_keys(c.server(), c.user_a(), "INBOX"), sorted(want)));
+    // Z and the unmapped q stay in the names.
+    auto names = maildir_files(c.w.maildir());
+    EXPECT_EQ(std::count_if(names.begin(), names.end(),
+                            [](const std::string& n) { return n.ends_with(":2,FSZ"); }),
+              1)
+        << ::testing::PrintToString(names);
+    auto before = hostile::quiet(c);
+    auto r2 = c.sync();
+    ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+    EXPECT_EQ(hostile::quiet(c), before) << r2.describe();
+}
+
 INSTANTIATE_TEST_SUITE_P(kinds, hostile_messages, ::testing::ValuesIn(kinds), kind_name);
 
 }  // namespace
