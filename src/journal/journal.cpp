@@ -464,6 +464,17 @@ result<std::vector<mail::uid>> journal::uids(const lmdb::txn& t, std::uint64_t p
     return out;
 }
 
+result<std::size_t> journal::count_uids(const lmdb::txn& t, std::uint64_t pair, side s) const {
+    TANDEM_TRY(c, t.open_cursor(s == side::a ? db_.records : db_.records_b));
+    std::size_t n = 0;
+    TANDEM_CHECK(c.scan_prefix(codec::be64(pair), [&](const lmdb::entry& e) -> result<void> {
+        if (e.key.size() < 12) return corrupt();
+        if (codec::load_be32(e.key.substr(8)) != 0) ++n;
+        return {};
+    }));
+    return n;
+}
+
 result<std::size_t> journal::count_records(const lmdb::txn& t, std::uint64_t pair) const {
     TANDEM_TRY(c, t.open_cursor(db_.records));
     std::size_t n = 0;

@@ -220,6 +220,8 @@ class journal {
     // The non-zero UIDs of side `s` in the pair's records, ascending (a key walk of
     // `records` or `records_b`; no value decoded): store::known_state::uids.
     result<std::vector<mail::uid>> uids(const lmdb::txn& t, std::uint64_t pair, side s) const;
+    // How many records have a non-zero UID on side `s` (the same key walk, nothing kept).
+    result<std::size_t> count_uids(const lmdb::txn& t, std::uint64_t pair, side s) const;
     // A range walk over the pair's keys (O(n), no values decoded).
     result<std::size_t> count_records(const lmdb::txn& t, std::uint64_t pair) const;
     // Returns how many were removed.

@@ -315,6 +315,9 @@ TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
 
     EXPECT_EQ(val(j->uids(r, p, side::a)), (std::vector<mail::uid>{10, 20, 30, 40, 50}));
     EXPECT_EQ(val(j->uids(r, p, side::b)), (std::vector<mail::uid>{1010, 1020, 1030, 1500, 2000}));
+    // Records with a uid on one side only count on that side alone.
+    EXPECT_EQ(val(j->count_uids(r, p, side::a)), 5u);
+    EXPECT_EQ(val(j->count_uids(r, p, side::b)), 5u);
 
     int visited = 0;
     ASSERT_TRUE(j->for_each_record(r, p, [&](const pair_record&) { return ++visited < 2; }));
@@ -360,6 +363,8 @@ TEST_F(journal_test, updates_that_change_uid_b_keep_both_indexes_consistent) {
         EXPECT_FALSE(val(j->find_record(w, p, side::b, 701)));
         EXPECT_EQ(val(j->count_records(w, p)), 0u);
         EXPECT_TRUE(val(j->uids(w, p, side::b)).empty());
+        EXPECT_EQ(val(j->count_uids(w, p, side::a)), 0u);
+        EXPECT_EQ(val(j->count_uids(w, p, side::b)), 0u);
     });
 }
 
