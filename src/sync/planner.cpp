@@ -186,14 +186,15 @@ struct box {
 
 class planner {
   public:
-    planner(const std::vector<mailbox_input>& in, const channel_rules& rules) : rules_(rules) {
+    planner(const std::vector<const mailbox_input*>& in, const channel_rules& rules)
+        : rules_(rules) {
         boxes_.resize(in.size());
         std::vector<std::size_t> order(in.size());
         std::iota(order.begin(), order.end(), std::size_t{0});
         std::sort(order.begin(), order.end(),
-                  [&](std::size_t x, std::size_t y) { return in[x].name < in[y].name; });
+                  [&](std::size_t x, std::size_t y) { return in[x]->name < in[y]->name; });
         for (std::size_t r = 0; r < order.size(); ++r) boxes_[order[r]].rank = r;
-        for (std::size_t b = 0; b < in.size(); ++b) boxes_[b].in = &in[b];
+        for (std::size_t b = 0; b < in.size(); ++b) boxes_[b].in = in[b];
     }
 
     plan run();
@@ -798,7 +799,10 @@ void planner::guard() {
             const std::size_t count = removals[b][s];
             if (count == 0 || rules_.force) continue;
             std::size_t known = 0;
-            for (const auto& r : boxes_[b].in->records) known += r.uid[s] != 0 ? 1 : 0;
+            if (const auto& counts = boxes_[b].in->record_counts)
+                known = (*counts)[s];
+            else
+                for (const auto& r : boxes_[b].in->records) known += r.uid[s] != 0 ? 1 : 0;
             std::string limit;
             if (rules_.max_delete_count) {
                 // An absolute limit is the user's own number: no minimum applies.
@@ -945,8 +949,88 @@ plan planner::run() {
 
 }  // namespace
 
-plan make_plan(const std::vector<mailbox_input>& mailboxes, const channel_rules& rules) {
+input_filter::input_filter(mailbox_input& in, bool everything, keeps_fn keeps)
+    : in_(in), everything_(everything), keeps_(std::move(keeps)) {
+    for (side s : both_sides) {
+        auto& msgs = in_.sides[s].messages;
+        auto by_uid = [](const message_info& x, const message_info& y) { return x.uid < y.uid; };
+        if (!std::is_sorted(msgs.begin(), msgs.end(), by_uid))
+            std::stable_sort(msgs.begin(), msgs.end(), by_uid);
+        msgs.erase(std::unique(msgs.begin(), msgs.end(),
+                               [](const auto& x, const auto& y) { return x.uid == y.uid; }),
+                   msgs.end());
+        auto& gone = in_.sides[s].vanished;
+        if (!std::is_sorted(gone.begin(), gone.end())) std::sort(gone.begin(), gone.end());
+        drop_[s].assign(msgs.size(), 0);
+    }
+}
+
+message_info* input_filter::find(side s, mail::uid uid) {
+    auto& msgs = in_.sides[s].messages;
+    auto it = std::lower_bound(msgs.begin(), msgs.end(), uid,
+                               [](const message_info& m, mail::uid u) { return m.uid < u; });
+    return it != msgs.end() && it->uid == uid ? &*it : nullptr;
+}
+
+void input_filter::offer(pair_record r) {
+    bool named = false;
+    per_side<message_info*> at{nullptr, nullptr};
+    for (side s : both_sides) {
+        if (r.uid[s] == 0) continue;
+        const side_report& rep = in_.sides[s];
+        message_info* m = find(s, r.uid[s]);
+        if (!m) {
+            named = named || rep.complete ||
+                    std::binary_search(rep.vanished.begin(), rep.vanished.end(), r.uid[s]);
+            continue;
+        }
+        at[s] = m;
+        if (keeps_) {
+            for (const auto& k : r.flags.keywords()) {
+                if (m->flags.has_keyword(k)) continue;
+                auto& cache = kept_[s];
+                auto it = std::find_if(cache.begin(), cache.end(),
+                                       [&](const auto& e) { return e.first == k; });
+                if (it == cache.end()) it = cache.insert(cache.end(), {k, keeps_(s, k)});
+                if (!it->second) m->flags.add_keyword(k);
+            }
+        }
+        named = named || m->flags != r.flags;
+    }
+    if (named || everything_) {
+        in_.records.push_back(std::move(r));
+        return;
+    }
+    for (side s : both_sides)
+        if (at[s]) drop_[s][static_cast<std::size_t>(at[s] - in_.sides[s].messages.data())] = 1;
+}
+
+void input_filter::finish(const per_side<std::size_t>& counts) {
+    if (everything_) return;
+    in_.record_counts = counts;
+    for (side s : both_sides) {
+        auto& msgs = in_.sides[s].messages;
+        std::size_t k = 0;
+        for (std::size_t j = 0; j < msgs.size(); ++j) {
+            if (drop_[s][j]) continue;
+            if (k != j) msgs[k] = std::move(msgs[j]);
+            ++k;
+        }
+        msgs.resize(k);
+        msgs.shrink_to_fit();
+        drop_[s].clear();
+    }
+}
+
+plan make_plan(const std::vector<const mailbox_input*>& mailboxes, const channel_rules& rules) {
     return planner(mailboxes, rules).run();
+}
+
+plan make_plan(const std::vector<mailbox_input>& mailboxes, const channel_rules& rules) {
+    std::vector<const mailbox_input*> in;
+    in.reserve(mailboxes.size());
+    for (const auto& m : mailboxes) in.push_back(&m);
+    return make_plan(in, rules);
 }
 
 }  // namespace tandem::sync

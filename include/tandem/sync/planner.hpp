@@ -8,8 +8,10 @@
 #include "tandem/mail/types.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -71,6 +73,12 @@ struct mailbox_input {
     bool known = false;                 // the journal has state for this mailbox pair
     std::vector<pair_record> records;
     per_side<side_report> sides;
+    // Set when `records` holds only the records that matter to this run: the engine leaves
+    // out the records that neither side reports changed or gone, and the listing entries
+    // that match such a record exactly (they would plan nothing). Per side, how many
+    // records of the journal have a uid there: the mass-removal guard measures against
+    // these, not against the records handed over.
+    std::optional<per_side<std::size_t>> record_counts;
 };
 
 // ---- actions. Each carries its journal consequence: on success the executor erases
@@ -163,9 +171,45 @@ struct plan {
     std::vector<std::string> guarded_mailboxes;  // mailbox pairs left untouched by the guard
 };
 
+// Narrows one mailbox's input to what its plan depends on, as the records stream in from
+// the journal (so that a mailbox of 200,000 messages with 50 changes costs 50 records, not
+// 200,000). A record matters when a side names it: lists it with other flags than the
+// record's, lists it as vanished, or leaves it out of a complete listing. A record that no
+// side names is unchanged on both sides and would plan nothing; a listing entry that
+// matches such a record exactly would plan nothing either; both stay out, and
+// record_counts keeps the journal's true size for the guard. The plan is the same as with
+// every record (the planner's property tests compare the two).
+//
+// Also, for every record: a keyword that the record has and the listed message lacks, where
+// that side cannot carry the keyword at all (`keeps` says false: a Maildir folder with 26
+// keywords already), was never removed there; it is put back into the listing, so that the
+// merge does not remove it on the other side.
+class input_filter {
+  public:
+    using keeps_fn = std::function<bool(side, std::string_view keyword)>;
+    // Sorts each listing of `in` by uid, each uid once (the first). With `everything`
+    // (first sync, UIDVALIDITY change, recovery: the cases that need every record) every
+    // offered record is kept.
+    input_filter(mailbox_input& in, bool everything, keeps_fn keeps = {});
+    // One record of the journal; each at most once.
+    void offer(pair_record r);
+    // Drops the listing entries that matched records left out, and sets record_counts.
+    void finish(const per_side<std::size_t>& counts);
+
+  private:
+    mail::message_info* find(side s, mail::uid uid);
+    mailbox_input& in_;
+    bool everything_;
+    keeps_fn keeps_;
+    per_side<std::vector<std::pair<std::string, bool>>> kept_;  // keyword -> side carries it
+    per_side<std::vector<char>> drop_;
+};
+
 // Plans one channel: every mailbox pair at once, so that a message that left one mailbox
 // and arrived in another on the same side is seen as a move. Actions come in an order the
 // executor can apply: mailbox creations first, then per mailbox; removals of mailboxes last.
 plan make_plan(const std::vector<mailbox_input>& mailboxes, const channel_rules& rules);
+// The same over inputs that live elsewhere (the engine's, which outlive the plan).
+plan make_plan(const std::vector<const mailbox_input*>& mailboxes, const channel_rules& rules);
 
 }  // namespace tandem::sync

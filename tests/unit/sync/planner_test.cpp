@@ -521,7 +521,7 @@ TEST(planner, guard_notice_gives_the_numbers) {
 }
 
 TEST(planner, empty_input_gives_an_empty_plan) {
-    const plan p = make_plan({}, {});
+    const plan p = make_plan(std::vector<mailbox_input>{}, {});
     EXPECT_TRUE(p.actions.empty());
     EXPECT_TRUE(p.notices.empty());
     EXPECT_TRUE(p.guarded_mailboxes.empty());
