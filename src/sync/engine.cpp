@@ -70,9 +70,10 @@ struct mailbox_work {
     std::optional<journal::pair_state> state;
     per_side<std::optional<store::mailbox_status>> status;  // as found now
     per_side<bool> collected{false, false};
-    std::vector<journal::pair_record> records;
-    per_side<store::mailbox_changes> changes;
-    per_side<std::unordered_map<mail::uid, std::size_t>> info_index;  // uid -> changes[s].messages
+    // What the planner sees: the records that matter to this run and both sides' reports,
+    // each listing in uid order with each uid once. It outlives the plan: the executor
+    // reads the listed messages' dates from it.
+    mailbox_input input;
     bool failed = false;
     bool guarded = false;
     // Intents left by an earlier run that stopped while changing this mailbox (crash,
@@ -82,8 +83,11 @@ struct mailbox_work {
     mailbox_report* report = nullptr;
 
     const mail::message_info* info(side s, mail::uid uid) const {
-        auto it = info_index[s].find(uid);
-        return it == info_index[s].end() ? nullptr : &changes[s].messages[it->second];
+        const auto& msgs = input.sides[s].messages;
+        auto it =
+            std::lower_bound(msgs.begin(), msgs.end(), uid,
+                             [](const mail::message_info& m, mail::uid u) { return m.uid < u; });
+        return it != msgs.end() && it->uid == uid ? &*it : nullptr;
     }
 };
 
@@ -101,9 +105,15 @@ class run {
     bool list_mailboxes();
     bool wanted(const std::string& name) const;
     void collect(mailbox_work& w);
-    void restore_unkept_keywords(mailbox_work& w, side s);
+    result<void> read_records(mailbox_work& w, bool everything,
+                              const per_side<std::optional<std::size_t>>& counted);
     void execute(const plan& p);
     void commit_states();
+
+    // Journal writes wait in `pending_` until a commit is due (see commit_pending).
+    using journal_write = std::function<result<void>(journal::lmdb::write_txn&)>;
+    void defer(mailbox_work& w, journal_write f);
+    bool commit_pending(mailbox_work* w = nullptr, const journal_write& also = {});
 
     void fail(mailbox_work& w, std::string_view what, side s, error_code ec);
     mailbox_work* work_for(const std::string& mailbox);
@@ -128,6 +138,7 @@ class run {
     channel_report report_;
     std::map<std::string, mailbox_work> work_;
     std::map<std::string, std::uint64_t> pair_ids_;
+    std::vector<std::pair<mailbox_work*, journal_write>> pending_;
 };
 
 bool run::wanted(const std::string& name) const {
@@ -232,13 +243,27 @@ void run::collect(mailbox_work& w) {
     if (!changed.a && !changed.b) return;
 
     w.report->collected = true;
+    auto& in = w.input;
+    in.name = w.name;
+    in.known = w.state.has_value();
+    for (side s : both_sides) in.sides[s].exists = w.entry[s].has_value();
+    // The uids of a side are all its store needs of the journal (a keys-only walk): the
+    // records themselves are read once the changes are known, and only those that matter.
+    per_side<std::vector<mail::uid>> known_uids;
+    per_side<std::optional<std::size_t>> counted;  // records with a uid on that side
     if (w.state) {
         auto t = journal_.begin_read();
         if (!t) return fail(w, "reading the journal for", side::a, t.error());
-        auto records = journal_.records(*t, w.state->id);
-        if (!records) return fail(w, "reading the journal for", side::a, records.error());
-        w.records = std::move(*records);
+        for (side s : both_sides) {
+            if (!w.entry[s] || !changed[s]) continue;
+            auto uids = journal_.uids(*t, w.state->id, s);
+            if (!uids) return fail(w, "reading the journal for", s, uids.error());
+            known_uids[s] = std::move(*uids);
+            counted[s] = known_uids[s].size();
+        }
     }
+    bool everything =
+        !w.state || one_side_missing || recovering || w.state->status != journal::pair_status::ok;
     for (side s : both_sides) {
         if (!w.entry[s] || !changed[s]) continue;
         store::known_state known;
@@ -249,47 +274,90 @@ void run::collect(mailbox_work& w) {
             known.status.highestmodseq = then.highestmodseq;
             known.status.messages = then.messages;
             known.status.scan_token = then.scan_token;
+            // A side this run's copies filled without state yet (adoption).
+            if (then.uidvalidity == 0) everything = true;
         }
-        for (const auto& r : w.records) {
-            if (r.uid[s] != 0) known.uids.push_back(r.uid[s]);
-        }
-        std::sort(known.uids.begin(), known.uids.end());
+        known.uids = std::move(known_uids[s]);
         // A mailbox missing on the other side needs a full listing: the planner must know
         // whether this side holds anything unsynced before it removes or re-creates.
         known.full = one_side_missing || recovering ||
                      (w.state && w.state->status != journal::pair_status::ok);
         auto changes = st(s).changes(w.name, known);
         if (!changes) return fail(w, "reading the changes of", s, changes.error());
-        w.changes[s] = std::move(*changes);
         w.collected[s] = true;
-        w.status[s] = w.changes[s].status;
-        restore_unkept_keywords(w, s);
-        auto& idx = w.info_index[s];
-        idx.reserve(w.changes[s].messages.size());
-        for (std::size_t i = 0; i < w.changes[s].messages.size(); ++i)
-            idx[w.changes[s].messages[i].uid] = i;
+        w.status[s] = changes->status;
+        auto& rep = in.sides[s];
+        rep.uidvalidity_changed = changes->uidvalidity_changed;
+        rep.complete = changes->complete;
+        rep.messages = std::move(changes->messages);
+        rep.vanished = std::move(changes->vanished);
+        if (rep.uidvalidity_changed) everything = true;
     }
+    if (auto r = read_records(w, everything, counted); !r)
+        return fail(w, "reading the journal for", side::a, r.error());
 }
 
-// A keyword the journal has for a message and the side cannot carry (a Maildir folder with
-// 26 keywords already) is missing from that side's report without having been removed
-// there: put it back, so that the merge does not remove it from the other side.
-void run::restore_unkept_keywords(mailbox_work& w, side s) {
-    std::unordered_map<mail::uid, const journal::pair_record*> by_uid;
-    for (const auto& r : w.records)
-        if (r.uid[s] != 0 && !r.flags.keywords().empty()) by_uid[r.uid[s]] = &r;
-    if (by_uid.empty()) return;
-    std::map<std::string, bool> kept;  // keyword -> the side can carry it
-    for (auto& m : w.changes[s].messages) {
-        auto it = by_uid.find(m.uid);
-        if (it == by_uid.end()) continue;
-        for (const auto& k : it->second->flags.keywords()) {
-            if (m.flags.has_keyword(k)) continue;
-            auto [pos, fresh] = kept.try_emplace(k, true);
-            if (fresh) pos->second = st(s).keeps_keyword(w.name, k);
-            if (!pos->second) m.flags.add_keyword(k);
+// Reads the pair records this run's plan depends on into w.input (sync::input_filter):
+// with `everything` (first listing of a side, UIDVALIDITY change, leftover intents, a
+// failed last sync, a mailbox missing on a side) all of them, else only those that a side
+// names. `counted`: the records with a uid on a side, where collect() counted them.
+result<void> run::read_records(mailbox_work& w, bool everything,
+                               const per_side<std::optional<std::size_t>>& counted) {
+    auto& in = w.input;
+    // Also sorts the listings, which info() searches.
+    input_filter filter(in, everything, [&](side s, std::string_view keyword) {
+        return st(s).keeps_keyword(w.name, keyword);
+    });
+    if (!w.state) return {};
+    const std::uint64_t id = w.state->id;
+    auto t = journal_.begin_read();
+    if (!t) return t.error();
+    per_side<std::size_t> counts{0, 0};
+    std::size_t known = 0;
+    if (!everything) {
+        for (side s : both_sides) {
+            if (counted[s]) {
+                counts[s] = *counted[s];
+            } else {
+                auto n = journal_.count_uids(*t, id, s);
+                if (!n) return n.error();
+                counts[s] = *n;
+            }
+            known = std::max(known, counts[s]);
         }
     }
+    // Changes reported as such (no complete listing), and few of them: the records they
+    // name, one lookup each. Else one walk over the pair's records.
+    std::size_t named = 0;
+    bool complete = false;
+    for (side s : both_sides) {
+        named += in.sides[s].messages.size() + in.sides[s].vanished.size();
+        complete = complete || in.sides[s].complete;
+    }
+    if (!everything && !complete && named * 8 < known) {
+        std::set<std::pair<mail::uid, mail::uid>> seen;
+        for (side s : both_sides) {
+            // Copied first: offer() may put keywords back into the listing it walks.
+            std::vector<mail::uid> uids;
+            uids.reserve(in.sides[s].messages.size() + in.sides[s].vanished.size());
+            for (const auto& m : in.sides[s].messages) uids.push_back(m.uid);
+            uids.insert(uids.end(), in.sides[s].vanished.begin(), in.sides[s].vanished.end());
+            for (auto u : uids) {
+                auto r = journal_.find_record(*t, id, s, u);
+                if (!r) return r.error();
+                if (*r && seen.emplace((*r)->uid.a, (*r)->uid.b).second)
+                    filter.offer(from_journal(**r));
+            }
+        }
+    } else {
+        auto r = journal_.for_each_record(*t, id, [&](const journal::pair_record& rec) {
+            filter.offer(from_journal(rec));
+            return true;
+        });
+        if (!r) return r;
+    }
+    filter.finish(counts);
+    return {};
 }
 
 mailbox_work* run::work_for(const std::string& mailbox) {
@@ -322,30 +390,40 @@ result<void> run::apply_record_change(journal::lmdb::write_txn& t, const std::st
     return {};
 }
 
-// Runs `f(txn)` in one write transaction and commits it; a failure marks `w` failed.
-template <class F>
-bool write_journal(journal::journal& j, mailbox_work& w, const log::logger& log, F&& f) {
-    auto t = j.begin_write();
-    if (!t) {
-        log.error("journal: " + t.error().message());
-        w.failed = true;
-        w.report->failed = true;
-        w.report->error = "writing the journal failed: " + t.error().message();
-        return false;
+// Journal writes are grouped (DESIGN.md "Cost of a sync"): a record may be committed after
+// the store change it describes (a crash in between only makes the next run merge that
+// message again), so record changes and pair states wait here, in order, and go in as few
+// commits as the crash rules allow: one before each store change that an intent protects
+// (the intent must be durable first), and one at the end of the run. A mailbox's state goes
+// in the same commit as its last records or a later one, never before them.
+void run::defer(mailbox_work& w, journal_write f) {
+    pending_.emplace_back(&w, std::move(f));
+}
+
+// Commits the waiting writes, and `also` after them, in one transaction. On failure every
+// mailbox with a write in it is marked failed (its next sync lists everything again).
+bool run::commit_pending(mailbox_work* w, const journal_write& also) {
+    if (pending_.empty() && !also) return true;
+    auto r = journal_.write([&](journal::lmdb::write_txn& t) -> result<void> {
+        for (auto& [owner, f] : pending_)
+            if (auto e = f(t); !e) return e;
+        if (also) return also(t);
+        return {};
+    });
+    if (!r) {
+        const std::string text = "writing the journal failed: " + r.error().message();
+        log_.error("journal: " + r.error().message());
+        auto mark = [&](mailbox_work* x) {
+            if (!x || x->failed) return;
+            x->failed = true;
+            x->report->failed = true;
+            x->report->error = text;
+        };
+        for (auto& p : pending_) mark(p.first);
+        mark(w);
     }
-    if (auto r = f(*t); !r) {
-        w.failed = true;
-        w.report->failed = true;
-        w.report->error = "writing the journal failed: " + r.error().message();
-        return false;
-    }
-    if (auto r = std::move(*t).commit(); !r) {
-        w.failed = true;
-        w.report->failed = true;
-        w.report->error = "committing the journal failed: " + r.error().message();
-        return false;
-    }
-    return true;
+    pending_.clear();
+    return static_cast<bool>(r);
 }
 
 void run::do_create(const create_mailbox& a) {
@@ -366,8 +444,8 @@ void run::do_remove(const remove_mailbox& a) {
     log_.info("removing " + a.mailbox + " on " + st(a.on).describe());
     if (auto r = st(a.on).remove(a.mailbox); !r) return fail(*w, "DELETE of", a.on, r.error());
     ++w->report->done.removed[a.on];
-    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
-        auto erased = journal_.erase_pair(t, job_.name, a.mailbox);
+    defer(*w, [this, mailbox = a.mailbox](journal::lmdb::write_txn& t) -> result<void> {
+        auto erased = journal_.erase_pair(t, job_.name, mailbox);
         if (!erased) return erased.error();
         return {};
     });
@@ -379,7 +457,8 @@ void run::do_remove(const remove_mailbox& a) {
 void run::do_update_records(const std::vector<const update_record*>& batch) {
     auto* w = work_for(batch.front()->mailbox);
     if (!w || w->failed || job_.dry_run) return;
-    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+    // `batch` points into the plan, which outlives every commit of the run.
+    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
         for (const auto* a : batch)
             if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
                 return r;
@@ -397,7 +476,8 @@ void run::do_set_flags(const std::vector<const set_flags*>& batch) {
     if (auto r = st(first.on).set_flags(first.mailbox, changes); !r)
         return fail(*w, "STORE of flags in", first.on, r.error());
     w->report->done.flagged[first.on] += batch.size();
-    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+    // `batch` points into the plan, which outlives every commit of the run.
+    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
         for (const auto* a : batch)
             if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
                 return r;
@@ -414,7 +494,8 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
     if (auto r = st(first.on).expunge(first.mailbox, uids); !r)
         return fail(*w, "EXPUNGE in", first.on, r.error());
     w->report->done.expunged[first.on] += batch.size();
-    write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+    // `batch` points into the plan, which outlives every commit of the run.
+    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
         for (const auto* a : batch)
             if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
                 return r;
@@ -450,21 +531,21 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
             uids.push_back(batch[i]->uid);
             position[batch[i]->uid] = i;
         }
-        // The intent is durable before the other store changes; it goes in the commit that
-        // records the copies (DESIGN.md, crash safety).
+        // The intent is durable before the other store changes (DESIGN.md, crash safety):
+        // committed with the writes that waited, it goes in the commit that records the
+        // copies.
         std::uint64_t intent_seq = 0;
-        bool recorded =
-            write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
-                journal::intent i;
-                i.kind = journal::intent_kind::append;
-                i.on = to;
-                i.channel = job_.name;
-                i.mailbox = first.mailbox;
-                auto seq = journal_.record_intent(t, i);
-                if (!seq) return seq.error();
-                intent_seq = *seq;
-                return {};
-            });
+        bool recorded = commit_pending(w, [&](journal::lmdb::write_txn& t) -> result<void> {
+            journal::intent i;
+            i.kind = journal::intent_kind::append;
+            i.on = to;
+            i.channel = job_.name;
+            i.mailbox = first.mailbox;
+            auto seq = journal_.record_intent(t, i);
+            if (!seq) return seq.error();
+            intent_seq = *seq;
+            return {};
+        });
         if (!recorded) return;
         std::vector<store::outgoing_message> outgoing;
         std::vector<const copy_message*> sent;
@@ -486,19 +567,24 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
         for (const auto& m : outgoing) sent_bytes += m.body.size;
         auto new_uids = st(to).append(first.mailbox, std::move(outgoing));
         if (!new_uids) return fail(*w, "APPEND of messages to", to, new_uids.error());
-        write_journal(journal_, *w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
-            for (std::size_t i = 0; i < sent.size(); ++i) {
-                pair_record r = sent[i]->new_record;
-                r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
-                // Without the new uid (no UIDPLUS and not found again), record nothing: the
-                // next run pairs the two copies by content key instead of copying again.
-                if (r.uid[to] == 0) continue;
-                if (auto res = apply_record_change(t, first.mailbox, std::nullopt, r); !res)
-                    return res;
-            }
-            if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
-            return {};
-        });
+        std::vector<pair_record> made;
+        made.reserve(sent.size());
+        for (std::size_t i = 0; i < sent.size(); ++i) {
+            pair_record r = sent[i]->new_record;
+            r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
+            // Without the new uid (no UIDPLUS and not found again), record nothing: the
+            // next run pairs the two copies by content key instead of copying again.
+            if (r.uid[to] != 0) made.push_back(std::move(r));
+        }
+        defer(*w,
+              [this, mailbox = first.mailbox, made = std::move(made),
+               intent_seq](journal::lmdb::write_txn& t) -> result<void> {
+                  for (const auto& r : made)
+                      if (auto res = apply_record_change(t, mailbox, std::nullopt, r); !res)
+                          return res;
+                  if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
+                  return {};
+              });
         w->report->done.copied[to] += sent.size();
         w->report->done.bytes[to] += sent_bytes;
         prog.messages_done += end - next;
@@ -516,40 +602,46 @@ void run::do_move(const std::vector<const move_message*>& batch) {
     std::vector<mail::uid> uids;
     for (const auto* a : batch) uids.push_back(a->uid);
     std::uint64_t intent_seq = 0;
-    bool recorded =
-        write_journal(journal_, *from_w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
-            journal::intent i;
-            i.kind = journal::intent_kind::move;
-            i.on = first.on;
-            i.channel = job_.name;
-            i.mailbox = first.from_mailbox;
-            i.payload = first.to_mailbox;
-            auto seq = journal_.record_intent(t, i);
-            if (!seq) return seq.error();
-            intent_seq = *seq;
-            return {};
-        });
+    bool recorded = commit_pending(from_w, [&](journal::lmdb::write_txn& t) -> result<void> {
+        journal::intent i;
+        i.kind = journal::intent_kind::move;
+        i.on = first.on;
+        i.channel = job_.name;
+        i.mailbox = first.from_mailbox;
+        i.payload = first.to_mailbox;
+        auto seq = journal_.record_intent(t, i);
+        if (!seq) return seq.error();
+        intent_seq = *seq;
+        return {};
+    });
     if (!recorded) return;
     auto moved = st(first.on).move(first.from_mailbox, uids, first.to_mailbox);
     if (!moved) return fail(*from_w, "MOVE of messages from", first.on, moved.error());
     from_w->report->done.moved[first.on] += batch.size();
     std::vector<store::flag_change> flag_changes;
-    write_journal(journal_, *to_w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
-        flag_changes.clear();
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            const auto* a = batch[i];
-            if (auto r = apply_record_change(t, a->from_mailbox, a->old_record, std::nullopt); !r)
-                return r;
-            pair_record r = a->new_record;
-            r.uid[a->on] = i < moved->size() ? (*moved)[i] : 0;
-            if (r.uid[a->on] == 0) continue;  // found again by content key next run
-            if (auto res = apply_record_change(t, a->to_mailbox, std::nullopt, r); !res) return res;
-            if (!a->add.empty() || !a->remove.empty())
-                flag_changes.push_back({r.uid[a->on], a->add, a->remove});
-        }
-        if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
-        return {};
-    });
+    std::vector<pair_record> made(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto* a = batch[i];
+        made[i] = a->new_record;
+        made[i].uid[a->on] = i < moved->size() ? (*moved)[i] : 0;
+        if (made[i].uid[a->on] != 0 && (!a->add.empty() || !a->remove.empty()))
+            flag_changes.push_back({made[i].uid[a->on], a->add, a->remove});
+    }
+    defer(*to_w,
+          [this, batch, made = std::move(made),
+           intent_seq](journal::lmdb::write_txn& t) -> result<void> {
+              for (std::size_t i = 0; i < batch.size(); ++i) {
+                  const auto* a = batch[i];
+                  if (auto r = apply_record_change(t, a->from_mailbox, a->old_record, std::nullopt);
+                      !r)
+                      return r;
+                  if (made[i].uid[a->on] == 0) continue;  // found again by content key next run
+                  if (auto r = apply_record_change(t, a->to_mailbox, std::nullopt, made[i]); !r)
+                      return r;
+              }
+              if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
+              return {};
+          });
     if (!flag_changes.empty()) {
         if (auto r = st(first.on).set_flags(first.to_mailbox, flag_changes); !r)
             fail(*to_w, "STORE of flags in", first.on, r.error());
@@ -654,7 +746,7 @@ void run::commit_states() {
         // A mailbox on one side only that this run did not create on the other (the rules
         // forbid it) stays unknown: recorded, it would look removed on the other side.
         if (!w.state && !(w.entry.a && w.entry.b)) continue;
-        write_journal(journal_, w, log_, [&](journal::lmdb::write_txn& t) -> result<void> {
+        defer(w, [this, &name, &w, now](journal::lmdb::write_txn& t) -> result<void> {
             auto state = journal_.open_pair(t, job_.name, name);
             if (!state) return state.error();
             journal::pair_state next = *state;
@@ -696,30 +788,16 @@ channel_report run::go() {
     std::size_t k = 0;
     for (auto& [name, w] : work_) w.report = &report_.mailboxes[k++];
 
-    std::vector<mailbox_input> inputs;
+    std::vector<const mailbox_input*> inputs;
     for (auto& [name, w] : work_) {
         collect(w);
         if (w.failed || !w.report->collected) continue;
-        mailbox_input in;
-        in.name = name;
-        in.known = w.state.has_value();
-        in.records.reserve(w.records.size());
-        for (const auto& r : w.records) in.records.push_back(from_journal(r));
-        for (side s : both_sides) {
-            auto& rep = in.sides[s];
-            rep.exists = w.entry[s].has_value();
-            if (w.collected[s]) {
-                rep.uidvalidity_changed = w.changes[s].uidvalidity_changed;
-                rep.complete = w.changes[s].complete;
-                rep.messages = w.changes[s].messages;
-                rep.vanished = w.changes[s].vanished;
-            }
-        }
-        inputs.push_back(std::move(in));
+        inputs.push_back(&w.input);
     }
     plan p = make_plan(inputs, job_.rules);
     execute(p);
     commit_states();
+    commit_pending();
     for (const auto& m : report_.mailboxes) report_.total.add(m.done);
     report_.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
