@@ -7,11 +7,13 @@
 #   contrib/fuzz.sh                 # all targets
 #   contrib/fuzz.sh parser utf7     # some of them
 #   FUZZ_TIME=300 contrib/fuzz.sh parser
+#   FUZZ_TIME=3600 FUZZ_JOBS=2 contrib/fuzz.sh parser maildir   # a long run on 2 cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build-fuzz
 FUZZ_TIME=${FUZZ_TIME:-20}
+FUZZ_JOBS=${FUZZ_JOBS:-}  # libFuzzer -fork=N: N workers, carrying on past crashes
 CXX=${FUZZ_CXX:-clang++}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CXXFLAGS="-std=c++20 -g -O1 $SAN -Iinclude -DBOOST_ALLOW_DEPRECATED_HEADERS"
@@ -79,7 +81,17 @@ for target in "${targets[@]}"; do
     fi
     echo "== fuzz_$name: ${FUZZ_TIME}s of fuzzing" >&2
     # New inputs go to the temporary directory, never into the checked-in corpus.
-    "$OUT/fuzz_$name" "${opts[@]}" -max_total_time="$FUZZ_TIME" "$work" "${seeds[@]}"
+    fork=()
+    [ -n "$FUZZ_JOBS" ] && fork=(-fork="$FUZZ_JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    touch "$OUT/.start-$name"
+    "$OUT/fuzz_$name" "${opts[@]}" "${fork[@]}" -max_total_time="$FUZZ_TIME" "$work" "${seeds[@]}"
+    # With FUZZ_JOBS the run carries on past a crash: fail at the end if it found any.
+    found=$(find "$OUT/artifacts" -name "$name-*" -newer "$OUT/.start-$name")
+    if [ -n "$found" ]; then
+        echo "== fuzz_$name: reproducers:" >&2
+        echo "$found" >&2
+        exit 1
+    fi
     rm -rf "$work"
     trap - EXIT
 done
