@@ -124,7 +124,7 @@ std::set<std::string> with_parents(const std::set<std::string>& names) {
 }
 
 // The output of a run names every refused mailbox and is an error of one mailbox, not of
-// the run (exit 1: "some mailboxes failed", RFC-free convention of the CLI).
+// the run (exit 1: some mailboxes failed).
 void expect_refused(const run_result& r, const std::vector<std::string>& refused) {
     if (refused.empty()) {
         EXPECT_EQ(r.exit_code, 0) << r.describe();
