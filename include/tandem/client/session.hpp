@@ -54,6 +54,9 @@ struct endpoint {
     std::vector<std::string> tunnel;  // argv; when set, host/port/tls are not used
     std::string ca_file;
     std::string fingerprint;
+    // False only with `tls-insecure-skip-verify`: any certificate is accepted (a fingerprint,
+    // when set, is still compared).
+    bool tls_verify = true;
     std::string user;
     auth_mechanism auth = auth_mechanism::automatic;
     std::string secret;  // password or token; never logged
@@ -94,6 +97,12 @@ struct list_entry {
     bool has_attribute(std::string_view a) const;  // case-insensitive
 };
 
+struct select_result;
+
+// Untagged data given to a command's handler; return true to claim it.
+using untagged_handler = std::function<bool(imap::response&)>;
+using message_callback = std::function<void(imap::fetch_data&&)>;
+
 struct select_options {
     bool read_only = false;  // EXAMINE
     bool condstore = true;   // (CONDSTORE) when offered and QRESYNC is not used
@@ -105,6 +114,20 @@ struct select_options {
         imap::uid_set known_uids;
     };
     std::optional<qresync_state> qresync;
+    // When set, the FETCH items of a QRESYNC select go here as they arrive, in order,
+    // instead of into select_result::changed (a mailbox of 200k changed messages is not
+    // held as 200k fetch_data).
+    message_callback on_changed;
+    // Commands sent in the same flight right behind the SELECT, before its answer; their
+    // tags are in select_result::pipelined, in order, for wait(). Only commands that are
+    // harmless without a selected mailbox belong here (FETCH, SEARCH): a failed SELECT
+    // leaves none (RFC 9051 6.3.2), and select() then waits them out itself. Their untagged
+    // data reaches their handlers once the SELECT completed, possibly before select()
+    // returns.
+    std::vector<std::pair<imap::command, untagged_handler>> pipelined;
+    // Called at the SELECT's tagged OK with what came so far (before done is set and
+    // before any answer of the pipelined commands is read).
+    std::function<void(const select_result&)> on_selected;
 };
 
 struct select_result {
@@ -119,7 +142,8 @@ struct select_result {
     bool read_only = false;
     bool qresync = false;                   // the QRESYNC parameters were sent
     imap::uid_set vanished;                 // VANISHED (EARLIER) of a QRESYNC select
-    std::vector<imap::fetch_data> changed;  // FETCH items of a QRESYNC select
+    std::vector<imap::fetch_data> changed;  // FETCH items of a QRESYNC select (no on_changed)
+    std::vector<std::string> pipelined;     // tags of select_options::pipelined
     completion done;
 };
 
@@ -168,10 +192,6 @@ struct connect_failure {
     net::failure transport;  // when the transport failed
     completion server;       // the server's answer, when it gave one
 };
-
-// Untagged data given to a command's handler; return true to claim it.
-using untagged_handler = std::function<bool(imap::response&)>;
-using message_callback = std::function<void(imap::fetch_data&&)>;
 
 class session {
   public:
@@ -232,8 +252,10 @@ class session {
     result<store_result> uid_store(const imap::uid_set& uids, imap::cmd::store_mode mode,
                                    const mail::flag_set& flags,
                                    std::optional<mail::modseq> unchanged_since = {});
-    // One command with MULTIAPPEND when offered and more than one message, else one APPEND
-    // per message, pipelined (LITERAL+ sends at once; synchronizing literals wait for `+`).
+    // With MULTIAPPEND, commands of up to 250 messages or 8 MiB, else one APPEND per message;
+    // all in one flight (LITERAL+ sends at once; synchronizing literals wait for `+`). The
+    // commands are separate transactions: when one fails, the others may have stored theirs
+    // (their UIDs are not returned: the call fails).
     result<append_result> append(std::string_view mailbox, const std::vector<append_item>& items);
     // UID MOVE, or UID COPY + UID STORE +FLAGS.SILENT (\Deleted) + UID EXPUNGE without MOVE;
     // without MOVE and UIDPLUS: errc::missing_capability and nothing is done.
@@ -245,10 +267,19 @@ class session {
     result<completion> delete_mailbox(std::string_view mailbox);
     result<completion> rename(std::string_view from, std::string_view to);
     result<completion> noop();
+    // UNSELECT (RFC 3691, in IMAP4rev2): leaves the selected mailbox without the expunge of
+    // CLOSE. errc::missing_capability when the server offers neither.
+    result<completion> unselect();
     // IDLE until any untagged data comes or `timeout` passes, then DONE. True when data came
     // (it is in take_unsolicited()). errc::missing_capability without IDLE.
     result<bool> idle(std::chrono::milliseconds timeout);
-    result<completion> logout();
+    // Sends LOGOUT and reads its answer for up to `answer_wait` (the BYE, then the tagged
+    // OK), then closes the connection whatever came: the end of a run need not wait a whole
+    // round trip on a slow link. errc::timeout when the answer did not come in time.
+    result<completion> logout(
+        std::chrono::milliseconds answer_wait = std::chrono::milliseconds(1000));
+    // False once the connection failed or was closed (LOGOUT, BYE).
+    bool usable() const;
 
     // A mailbox name in the form the server takes on the wire now.
     result<std::string> wire_name(std::string_view utf8_name) const;

@@ -585,6 +585,23 @@ TEST_F(security_test, a_certificate_the_configured_ca_did_not_sign_is_refused) {
         << why.message;
 }
 
+TEST_F(security_test, skipping_verification_accepts_an_unknown_issuer_only_when_set) {
+    auto ep = tls_endpoint();
+    ep.ca_file = server_->other_ca_file().string();
+    ep.host = "127.0.0.1";
+    ep.tls_verify = false;
+    auto ok = session::connect(ep);
+    ASSERT_TRUE(ok) << ok.error().message();
+    EXPECT_TRUE((*ok)->encrypted());
+    ASSERT_TRUE((*ok)->noop());
+    EXPECT_TRUE((*ok)->logout());
+
+    ep.tls_verify = true;
+    auto refused = session::connect(ep);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), errc::tls_failed);
+}
+
 TEST_F(security_test, a_fingerprint_pin_works_and_a_wrong_one_is_refused) {
     auto ep = tls_endpoint();
     ep.ca_file.clear();

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace tandem::client {
@@ -163,6 +164,52 @@ TEST(session, literal_plus_sends_at_once_and_multiappend_pairs_uids_in_order) {
     ASSERT_TRUE(a) << (*c)->last_error().describe() << "\n" << s.transcript();
     // RFC 4315 3: 12:11 is the same set as 11:12, in order.
     EXPECT_EQ(a->uids, (std::vector<mail::uid>{11, 12}));
+}
+
+TEST(session, multiappend_goes_in_commands_of_at_most_250_messages_in_one_flight) {
+    // 300 messages: APPEND of 250, then APPEND of 50, each checked whole by the server.
+    auto body = [](int i) {
+        std::string b = std::to_string(i);
+        return "m" + std::string(3 - b.size(), '0') + b;
+    };
+    auto command = [&](int from, int to) {
+        std::string c = "APPEND Sent";
+        for (int i = from; i < to; ++i) c += " {4+}\r\n" + body(i);
+        return c;
+    };
+    scripted s(preauth("IMAP4rev1 UIDPLUS LITERAL+ MULTIAPPEND"),
+               {"EXACT:" + command(0, 250), "{tag} OK [APPENDUID 9 1:250] done\r\n",
+                "EXACT:" + command(250, 300), "{tag} OK [APPENDUID 9 251:300] done\r\n"});
+    s.ep.trace = nullptr;  // 300 literals
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c);
+    std::vector<append_item> items;
+    for (int i = 0; i < 300; ++i)
+        items.push_back({{}, std::nullopt, imap::literal_data::from_memory(body(i))});
+    auto a = (*c)->append("Sent", items);
+    ASSERT_TRUE(a) << (*c)->last_error().describe();
+    ASSERT_EQ(a->uids.size(), 300u);
+    for (std::size_t i = 0; i < 300; ++i) EXPECT_EQ(a->uids[i], i + 1) << i;
+}
+
+TEST(session, multiappend_commands_stay_under_8_mib) {
+    // Four messages of 3 MiB: two per command (a third would pass 8 MiB).
+    std::string big(3 * 1024 * 1024, 'x');
+    scripted s(preauth("IMAP4rev1 UIDPLUS LITERAL+ MULTIAPPEND"),
+               {"APPEND Sent {3145728+}", "{tag} OK [APPENDUID 9 1:2] done\r\n",
+                "APPEND Sent {3145728+}", "{tag} OK [APPENDUID 9 3:4] done\r\n"});
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    std::vector<append_item> items;
+    for (int i = 0; i < 4; ++i)
+        items.push_back({{}, std::nullopt, imap::literal_data::from_memory(big)});
+    auto a = (*c)->append("Sent", items);
+    ASSERT_TRUE(a) << (*c)->last_error().describe() << "\n" << s.transcript();
+    EXPECT_EQ(a->uids, (std::vector<mail::uid>{1, 2, 3, 4}));
+    std::size_t appends = 0;
+    for (auto& l : s.trace)
+        if (l.find("C: ") == 0 && l.find("APPEND") != std::string::npos) ++appends;
+    EXPECT_EQ(appends, 2u) << s.transcript();
 }
 
 TEST(session, a_refused_synchronizing_literal_is_not_sent_and_the_error_has_the_server_text) {
@@ -333,6 +380,112 @@ TEST(session, xoauth2_error_challenge_is_answered_so_that_the_no_arrives) {
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error(), errc::authentication_failed) << s.transcript();
     EXPECT_EQ(s.transcript().find(token), std::string::npos);
+}
+
+TEST(session, logout_reads_the_bye_and_the_ok_then_the_session_is_closed) {
+    scripted s(preauth(),
+               with_enable({"EXACT:LOGOUT", "* BYE Logging out\r\n{tag} OK done\r\n<CLOSE>"}));
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    EXPECT_TRUE((*c)->usable());
+    auto r = (*c)->logout();
+    ASSERT_TRUE(r) << r.error().message() << "\n" << s.transcript();
+    EXPECT_EQ(r->text, "done");
+    EXPECT_FALSE((*c)->usable());
+    EXPECT_FALSE((*c)->noop());
+}
+
+TEST(session, logout_does_not_wait_long_for_a_silent_server) {
+    // The server reads LOGOUT and says nothing.
+    scripted s(preauth(), with_enable({"EXACT:LOGOUT", ""}));
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    auto start = std::chrono::steady_clock::now();
+    auto r = (*c)->logout(100ms);
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::timeout);
+    EXPECT_LT(took, 2s);
+    EXPECT_FALSE((*c)->usable());
+    bool sent = std::any_of(s.trace.begin(), s.trace.end(), [](const std::string& l) {
+        return l.find("C: ") == 0 && l.find("LOGOUT") != std::string::npos;
+    });
+    EXPECT_TRUE(sent) << s.transcript();
+}
+
+TEST(session, unselect_leaves_the_mailbox_and_needs_the_capability) {
+    scripted s(preauth(std::string(caps_basic) + " UNSELECT"),
+               with_enable({"SELECT INBOX", "* 0 EXISTS\r\n{tag} OK [READ-WRITE] selected\r\n",
+                            "EXACT:UNSELECT", "{tag} OK unselected\r\n"}));
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    ASSERT_TRUE((*c)->select("INBOX")) << s.transcript();
+    EXPECT_EQ((*c)->selected(), "INBOX");
+    ASSERT_TRUE((*c)->unselect()) << s.transcript();
+    EXPECT_TRUE((*c)->selected().empty());
+
+    scripted without(preauth(), with_enable({}));
+    auto d = session::connect(without.ep);
+    ASSERT_TRUE(d) << without.transcript();
+    auto u = (*d)->unselect();
+    ASSERT_FALSE(u);
+    EXPECT_EQ(u.error(), errc::missing_capability);
+}
+
+TEST(session, commands_pipelined_behind_a_select_see_its_answer_first) {
+    scripted s(
+        preauth(),
+        with_enable({"SELECT INBOX",
+                     "* 2 EXISTS\r\n* OK [UIDVALIDITY 5] x\r\n{tag} OK [READ-WRITE] selected\r\n",
+                     "UID FETCH 1:* (UID FLAGS)",
+                     "* 1 FETCH (UID 4 FLAGS ())\r\n* 2 FETCH (UID 9 FLAGS (\\Seen))\r\n{tag} OK "
+                     "done\r\n"}));
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    std::vector<std::string> events;
+    select_options so;
+    so.condstore = false;
+    so.on_selected = [&](const select_result& r) {
+        events.push_back("selected " + std::to_string(r.exists));
+    };
+    so.pipelined.emplace_back(imap::cmd::uid_fetch(uid_set{{1, uid_set::star}}, {"UID", "FLAGS"}),
+                              [&](imap::response& r) {
+                                  auto* f = std::get_if<imap::fetch_data>(&r);
+                                  if (!f) return false;
+                                  events.push_back("fetch " + std::to_string(f->uid.value_or(0)));
+                                  return true;
+                              });
+    auto sel = (*c)->select("INBOX", so);
+    ASSERT_TRUE(sel) << s.transcript();
+    ASSERT_EQ(sel->pipelined.size(), 1u);
+    ASSERT_TRUE((*c)->wait(sel->pipelined[0])) << s.transcript();
+    EXPECT_EQ(events, (std::vector<std::string>{"selected 2", "fetch 4", "fetch 9"}));
+    // The FETCH went out before the SELECT's answer came.
+    auto fetch_sent = std::find_if(s.trace.begin(), s.trace.end(), [](const std::string& l) {
+        return l.find("C: ") == 0 && l.find("UID FETCH") != std::string::npos;
+    });
+    auto answer = std::find_if(s.trace.begin(), s.trace.end(),
+                               [](const std::string& l) { return l.find("S: * 2 EXISTS") == 0; });
+    EXPECT_LT(fetch_sent - s.trace.begin(), answer - s.trace.begin()) << s.transcript();
+}
+
+TEST(session, a_failed_select_reads_the_answers_of_the_commands_behind_it) {
+    scripted s(preauth(), with_enable({"SELECT Nope", "{tag} NO [NONEXISTENT] no such mailbox\r\n",
+                                       "UID FETCH", "{tag} BAD no mailbox selected\r\n", "NOOP",
+                                       "{tag} OK fine\r\n"}));
+    auto c = session::connect(s.ep);
+    ASSERT_TRUE(c) << s.transcript();
+    select_options so;
+    so.pipelined.emplace_back(imap::cmd::uid_fetch(uid_set{{1, uid_set::star}}, {"UID", "FLAGS"}),
+                              nullptr);
+    auto sel = (*c)->select("Nope", so);
+    ASSERT_FALSE(sel);
+    EXPECT_EQ(sel.error(), errc::command_failed);
+    EXPECT_EQ((*c)->last_error().text, "no such mailbox");
+    EXPECT_TRUE((*c)->selected().empty());
+    auto n = (*c)->noop();
+    ASSERT_TRUE(n) << s.transcript();
+    EXPECT_EQ(n->text, "fine");
 }
 
 TEST(session, bye_then_close_is_server_bye_with_the_text_kept) {
