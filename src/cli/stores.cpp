@@ -36,6 +36,7 @@ boost::system::result<client::endpoint, store_failure> make_endpoint(const confi
     if (!s.tunnel.empty()) ep.tunnel = s.tunnel_argv();
     ep.ca_file = s.ca_file.string();
     ep.fingerprint = s.fingerprint;
+    ep.tls_verify = s.tls_verify;
     ep.user = s.user;
     ep.auth = to_client(s.auth);
     ep.connect_timeout = s.timeout;

@@ -233,24 +233,25 @@ void remove_file(const std::filesystem::path& p) {
     if (!p.empty()) std::filesystem::remove(p, ec);
 }
 
-// What changes() learns of one message, merged from every FETCH that names it.
-struct seen_message {
-    mail::message_info info;
-    bool has_flags = false;
-    bool full = false;  // size, date, Message-ID and identity came
-};
-
 // Routes the untagged data of changes() in the order it came: FETCH by UID into `messages`,
 // EXPUNGE through the sequence number table, VANISHED, EXISTS and the UID SEARCH answer.
 struct collector {
-    std::map<mail::uid, seen_message> messages;
-    std::vector<mail::uid> msn;  // sequence number - 1 -> UID; 0 where unknown
+    // What changes() learns of each message, merged from every FETCH that names it, in UID
+    // order (the order of the answers, mostly): one flat array that becomes the result, not
+    // a tree of nodes beside it (a first listing of 200k messages).
+    std::vector<mail::message_info> infos;
+    std::vector<std::uint8_t> marks;  // has_flags | full, per infos[i]
+    static constexpr std::uint8_t has_flags = 1;
+    static constexpr std::uint8_t full = 2;  // size, date, Message-ID and identity came
+    std::vector<mail::uid> msn;              // sequence number - 1 -> UID; 0 where unknown
     imap::uid_set expunged;
     std::optional<imap::uid_set> all_uids;  // the UID SEARCH ALL answer
     std::shared_ptr<std::string> search_tag = std::make_shared<std::string>();
-    // RFC 3501 6.4.8: `N:*` returns the last message even below N; its full items are
-    // dropped for UIDs below this (they are not new). 0: nothing dropped.
-    mail::uid echo_below = 0;
+    // Full items are kept only for these UIDs when full_filter is set: RFC 3501 6.4.8's
+    // `N:*` returns the last message even below N, and a message the journal knows needs
+    // only its flags.
+    bool full_filter = false;
+    imap::uid_set full_wanted;
 
     bool on_response(imap::response& r) {
         if (auto* f = std::get_if<imap::fetch_data>(&r)) {
@@ -283,7 +284,9 @@ struct collector {
             return true;
         }
         if (auto* e = std::get_if<imap::esearch_data>(&r)) {
-            if (e->tag && *e->tag != *search_tag) return false;
+            // The tag of a SEARCH sent behind a SELECT is not known yet when its answer comes;
+            // the flight has only the one SEARCH.
+            if (e->tag && !search_tag->empty() && *e->tag != *search_tag) return false;
             imap::uid_set all = e->all ? *e->all : imap::uid_set{};
             all_uids = all;
             msn.assign(all.begin(), all.end());
@@ -309,30 +312,47 @@ struct collector {
                 uid = msn[f.seq - 1];
         }
         if (!uid) return;  // a flag update of a message not yet named: the next run sees it
-        if (f.rfc822_size && *uid < echo_below) return;
-        auto& m = messages[*uid];
-        m.info.uid = *uid;
+        if (f.rfc822_size && full_filter && !full_wanted.contains(*uid)) return;
+        const std::size_t i = slot(*uid);
+        auto& m = infos[i];
         if (f.flags) {
-            m.info.flags = f.flag_set();
-            m.has_flags = true;
+            m.flags = f.flag_set();
+            marks[i] |= has_flags;
         }
-        if (f.modseq) m.info.modseq = *f.modseq;
+        if (f.modseq) m.modseq = *f.modseq;
         if (f.rfc822_size) {
-            m.info.size = *f.rfc822_size;
-            m.info.internal_date = f.internaldate.value_or(0);
+            m.size = *f.rfc822_size;
+            m.internal_date = f.internaldate.value_or(0);
             if (f.emailid)
-                m.info.identity = *f.emailid;
+                m.identity = std::move(*f.emailid);
             else if (f.x_gm_msgid)
-                m.info.identity = std::to_string(*f.x_gm_msgid);
+                m.identity = std::to_string(*f.x_gm_msgid);
             else if (f.x_guid)
-                m.info.identity = *f.x_guid;
+                m.identity = std::move(*f.x_guid);
             std::optional<std::string> id;
             for (auto& b : f.bodies)
                 if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
                     id = maildir::find_message_id(b.data);
-            m.info.content_key = detail::content_key(id, m.info.size, m.info.internal_date);
-            m.full = true;
+            m.content_key = detail::content_key(id, m.size, m.internal_date);
+            marks[i] |= full;
         }
+    }
+
+    // The entry of `u`, made where missing; appending is the common case.
+    std::size_t slot(mail::uid u) {
+        if (infos.empty() || infos.back().uid < u) {
+            infos.emplace_back().uid = u;
+            marks.push_back(0);
+            return infos.size() - 1;
+        }
+        auto it =
+            std::lower_bound(infos.begin(), infos.end(), u,
+                             [](const mail::message_info& m, mail::uid v) { return m.uid < v; });
+        const auto i = static_cast<std::size_t>(it - infos.begin());
+        if (it != infos.end() && it->uid == u) return i;
+        infos.insert(it, mail::message_info{})->uid = u;
+        marks.insert(marks.begin() + static_cast<std::ptrdiff_t>(i), 0);
+        return i;
     }
 };
 
@@ -348,6 +368,10 @@ struct imap_store::impl {
     std::optional<char> delimiter;
     std::map<std::string, std::string> names;  // canonical -> server (UTF-8) name
     bool no_xguid = false;                     // the server refused FETCH X-GUID
+    // The status of each mailbox in the last listing (by server name), until changes()
+    // uses it to send its commands with the SELECT.
+    std::map<std::string, mailbox_status> listed_status;
+    bool no_guess = false;
 
     bool condstore() const { return s->qresync_enabled() || s->has("CONDSTORE"); }
 
@@ -485,7 +509,14 @@ struct imap_store::impl {
 };
 
 imap_store::imap_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-imap_store::~imap_store() = default;
+imap_store::~imap_store() {
+    // A LOGOUT, so that the server ends the session as it should ("Logged out", not
+    // "Connection closed"); its answer is waited for only briefly.
+    if (impl_ && impl_->s && impl_->s->usable()) {
+        if (auto r = impl_->s->logout(std::chrono::milliseconds(500)); !r)
+            impl_->log.debug(impl_->description + ": LOGOUT: " + r.error().message());
+    }
+}
 
 result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& ep,
                                                         const log::logger& logger,
@@ -549,6 +580,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         delimiter_known = true;
     }
     names.clear();
+    listed_status.clear();
     std::vector<mailbox_entry> out;
     std::vector<std::string> raw;  // the wire name of out[i]
     const std::string& selected = s->selected();
@@ -572,7 +604,10 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         m.special_use = detail::special_use(e.attributes);
         m.selectable = !e.has_attribute("\\Noselect") && !e.has_attribute("\\NonExistent");
         // RFC 9051 6.3.11: the status of the selected mailbox may be stale; left out.
-        if (m.selectable && e.status && e.name != selected) m.status = status_of(*e.status);
+        if (m.selectable && e.status && e.name != selected) {
+            m.status = status_of(*e.status);
+            listed_status[e.name] = *m.status;
+        }
         out.push_back(std::move(m));
         raw.push_back(e.raw_name);
     }
@@ -609,7 +644,10 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
                       " failed: " + words(c.error()));
             continue;
         }
-        if (auto it = got.find(i); it != got.end()) out[i].status = status_of(it->second);
+        if (auto it = got.find(i); it != got.end()) {
+            out[i].status = status_of(it->second);
+            listed_status[names[out[i].name]] = *out[i].status;
+        }
     }
     return out;
 }
@@ -660,106 +698,168 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         if (q.known_uids.to_string().size() > known_uids_limit) q.known_uids.clear();
         so.qresync = std::move(q);
     }
-    auto sel = select(mailbox, *srv, so);
-    if (!sel) return sel.error();
-
-    mailbox_changes out;
-    out.status = status_of(*sel);
-    out.uidvalidity_changed =
-        known.status.uidvalidity != 0 && sel->uidvalidity != known.status.uidvalidity;
-
-    enum class tier { listing, qresync, condstore, plain };
-    const bool modseqs = condstore() && !sel->nomodseq && sel->highestmodseq != 0;
-    tier t = tier::plain;
     // A mailbox this side got in the last run (created there, filled by its copies): no
     // state yet, but the journal knows its uids. Flags for all, everything only for the
     // others, as the plain tier does: not the headers of every message again.
     const bool adopt = known.status.uidvalidity == 0 && !known.full && !known_uids.empty();
-    if (adopt)
-        t = tier::plain;
-    else if (first || out.uidvalidity_changed)
-        t = tier::listing;
-    else if (sel->qresync && modseqs)
-        t = tier::qresync;
-    else if (modseqs && known.status.highestmodseq != 0)
-        t = tier::condstore;
-    out.complete = t == tier::listing || t == tier::plain;
-
     const mail::uid from_new =
         adopt ? known_uids.back() + 1 : std::max<mail::uid>(known.status.uidnext, 1);
-    collector c;
-    c.msn.assign(sel->exists, 0);
-    if (t != tier::listing) c.echo_below = from_new;
-    // Updates that came during the SELECT, in order, then the QRESYNC answers.
-    for (auto& u : s->take_unsolicited())
-        if (u.mailbox == *srv) c.on_response(u.data);
-    if (t == tier::qresync) {
-        for (auto& f : sel->changed) {
-            imap::response r = std::move(f);
-            c.on_response(r);
-        }
-    }
+    // UIDs from from_new on that the journal knows already: this side's copies of the last
+    // run, which came after the state it recorded. Their flags suffice; the headers of
+    // every message of a first sync are not read again on the next run.
+    imap::uid_set known_new;
+    for (auto it = std::lower_bound(known_uids.begin(), known_uids.end(), from_new);
+         it != known_uids.end(); ++it)
+        known_new.insert(*it);
+    const imap::uid_set unknown_new = from_uid(from_new) - known_new;
+    // The `X:*` tail: new unless the server's UIDNEXT says there is nothing from X on.
+    const mail::uid tail_from = unknown_new.ranges().back().first;
+    const bool holes = unknown_new.ranges().size() > 1;
 
-    auto handler = [&c](imap::response& r) { return c.on_response(r); };
+    // What the mailbox looks like (from the SELECT, or predicted from the listing) decides
+    // the tier and the commands.
+    enum class tier { listing, qresync, condstore, plain };
+    struct view {
+        mail::uidvalidity uidvalidity = 0;
+        mail::uid uidnext = 0;
+        mail::modseq highestmodseq = 0;
+        std::uint32_t exists = 0;
+    };
+    struct plan {
+        tier t = tier::plain;
+        bool modseqs = false;
+        bool fetch_all = false;      // UID FETCH 1:* (full)
+        bool changed_since = false;  // UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE known)
+        bool search_all = false;     // UID SEARCH ALL
+        bool flags_all = false;      // UID FETCH 1:* (UID FLAGS)
+        bool fetch_new = false;      // UID FETCH <unknown_new> (full)
+        bool operator==(const plan&) const = default;
+    };
+    auto plan_for = [&](const view& v) {
+        plan p;
+        p.modseqs = condstore() && v.highestmodseq != 0;
+        const bool uv_changed =
+            known.status.uidvalidity != 0 && v.uidvalidity != known.status.uidvalidity;
+        if (adopt)
+            p.t = tier::plain;
+        else if (first || uv_changed)
+            p.t = tier::listing;
+        else if (so.qresync && p.modseqs)
+            p.t = tier::qresync;
+        else if (p.modseqs && known.status.highestmodseq != 0)
+            p.t = tier::condstore;
+        if (v.exists == 0) return p;
+        if (p.t == tier::listing) {
+            p.fetch_all = true;
+            return p;
+        }
+        if (p.t == tier::condstore) {
+            p.changed_since = true;
+            // RFC 7162 3.2.1: HIGHESTMODSEQ need not move on expunge here, so expunges
+            // come from a UID listing; unless nothing was added (same UIDNEXT) and the
+            // count is unchanged, which no expunge leaves so.
+            bool untouched = known.status.uidnext != 0 && v.uidnext == known.status.uidnext &&
+                             v.exists == known.status.messages;
+            p.search_all = !untouched;
+        } else if (p.t == tier::plain) {
+            p.flags_all = true;
+        }
+        p.fetch_new = v.uidnext == 0 || v.uidnext > tail_from || holes;
+        return p;
+    };
+
+    collector c;
+    c.full_wanted = unknown_new;
+    // Data before the SELECT's tagged OK is the SELECT's (or, before [CLOSED], the previous
+    // mailbox's), never an answer to the commands behind it.
+    bool selected = false;
+    auto handler = [&c, &selected](imap::response& r) { return selected && c.on_response(r); };
+    const std::string in = " in " + in_quotes(mailbox);
+    const bool asks_xguid = id_item() == "X-GUID";
     struct sent {
         std::string tag;
         std::string what;
         bool asks_id = false;
     };
     std::vector<sent> flight;
-    const auto full = full_items(modseqs);
-    const bool asks_xguid = id_item() == "X-GUID";
-    auto send = [&](imap::command cmd, std::string what, bool asks_id) -> result<void> {
-        auto tag = s->send(cmd, handler);
-        if (!tag) return fail(tag.error(), what);
-        flight.push_back({*tag, std::move(what), asks_id});
-        return {};
-    };
-    const std::string in = " in " + in_quotes(mailbox);
-    const bool new_mail = sel->uidnext == 0 || sel->uidnext > from_new;
-    if (sel->exists > 0) {
-        if (t == tier::listing) {
-            if (auto r = send(imap::cmd::uid_fetch(from_uid(1), full), "UID FETCH" + in, true); !r)
-                return r.error();
-        } else {
-            if (t == tier::condstore) {
-                if (auto r = send(imap::cmd::uid_fetch(
-                                      from_uid(1), {"UID", "FLAGS"},
-                                      imap::cmd::changed_since{known.status.highestmodseq, false}),
-                                  "UID FETCH CHANGEDSINCE" + in, false);
-                    !r)
-                    return r.error();
-                // RFC 7162 3.2.1: HIGHESTMODSEQ need not move on expunge here, so expunges
-                // come from a UID listing; unless nothing was added (same UIDNEXT) and the
-                // count is unchanged, which no expunge leaves so.
-                bool untouched = known.status.uidnext != 0 &&
-                                 sel->uidnext == known.status.uidnext &&
-                                 sel->exists == known.status.messages;
-                if (!untouched) {
-                    bool esearch = s->has("ESEARCH");
-                    auto cmd = imap::cmd::uid_search(
-                        {imap::argument::atom("ALL")},
-                        esearch ? std::vector<std::string>{"ALL"} : std::vector<std::string>{});
-                    auto tag = s->send(cmd, handler);
-                    if (!tag) return fail(tag.error(), "UID SEARCH" + in);
-                    *c.search_tag = *tag;
-                    flight.push_back({*tag, "UID SEARCH" + in, false});
-                }
-            } else if (t == tier::plain) {
-                if (auto r = send(imap::cmd::uid_fetch(from_uid(1), {"UID", "FLAGS"}),
-                                  "UID FETCH" + in, false);
-                    !r)
-                    return r.error();
-            }
-            if (new_mail) {
-                if (auto r = send(imap::cmd::uid_fetch(from_uid(from_new), full), "UID FETCH" + in,
-                                  true);
-                    !r)
-                    return r.error();
-            }
+    // The commands of a plan: each one once, whether it went behind the SELECT or after.
+    auto commands = [&](const plan& p, const plan* already) {
+        std::vector<std::tuple<imap::command, std::string, bool>> out;  // what, asks_id
+        const auto full = full_items(p.modseqs);
+        if (p.fetch_all && !(already && already->fetch_all))
+            out.emplace_back(imap::cmd::uid_fetch(from_uid(1), full), "UID FETCH" + in, true);
+        if (p.changed_since && !(already && already->changed_since))
+            out.emplace_back(
+                imap::cmd::uid_fetch(from_uid(1), {"UID", "FLAGS"},
+                                     imap::cmd::changed_since{known.status.highestmodseq, false}),
+                "UID FETCH CHANGEDSINCE" + in, false);
+        if (p.search_all && !(already && already->search_all)) {
+            bool esearch = s->has("ESEARCH");
+            out.emplace_back(imap::cmd::uid_search({imap::argument::atom("ALL")},
+                                                   esearch ? std::vector<std::string>{"ALL"}
+                                                           : std::vector<std::string>{}),
+                             "UID SEARCH" + in, false);
         }
-    } else if (t == tier::condstore) {
-        c.all_uids = imap::uid_set{};  // empty now: every known message is gone
+        if (p.flags_all && !(already && already->flags_all))
+            out.emplace_back(imap::cmd::uid_fetch(from_uid(1), {"UID", "FLAGS"}), "UID FETCH" + in,
+                             false);
+        if (p.fetch_new && !(already && already->fetch_new))
+            for (auto& piece : chunks(unknown_new))
+                out.emplace_back(imap::cmd::uid_fetch(piece, full), "UID FETCH" + in, true);
+        return out;
+    };
+
+    // The listing of this run, when there is one, predicts the SELECT's answer: the
+    // commands that follow go in the same flight as the SELECT. A wrong guess costs
+    // nothing but an answer ignored, unless the tier differs (then all is asked again).
+    std::optional<plan> guess;
+    if (!no_guess) {
+        if (auto it = listed_status.find(*srv); it != listed_status.end()) {
+            view v{it->second.uidvalidity, it->second.uidnext, it->second.highestmodseq,
+                   it->second.messages};
+            listed_status.erase(it);  // used once: later calls in the run see their own changes
+            guess = plan_for(v);
+        }
+    }
+    c.full_filter = guess && guess->t != tier::listing;
+    std::vector<std::string> guessed_what;
+    std::vector<bool> guessed_asks_id;
+    if (guess) {
+        for (auto& [cmd, what, asks_id] : commands(*guess, nullptr)) {
+            so.pipelined.emplace_back(std::move(cmd), handler);
+            guessed_what.push_back(std::move(what));
+            guessed_asks_id.push_back(asks_id);
+        }
+    }
+    if (so.qresync) {
+        so.on_changed = [&c](imap::fetch_data&& f) {
+            imap::response r = std::move(f);
+            c.on_response(r);
+        };
+    }
+    // The sequence numbers are known from the SELECT's tagged OK on, before any answer of
+    // the commands behind it is read.
+    so.on_selected = [&c, &selected](const client::select_result& r) {
+        c.msn.resize(r.exists, 0);
+        selected = true;
+    };
+    auto sel = select(mailbox, *srv, so);
+    if (!sel) return sel.error();
+    for (std::size_t i = 0; i < sel->pipelined.size(); ++i)
+        flight.push_back({sel->pipelined[i], guessed_what[i], guessed_asks_id[i]});
+
+    mailbox_changes out;
+    out.status = status_of(*sel);
+    out.uidvalidity_changed =
+        known.status.uidvalidity != 0 && sel->uidvalidity != known.status.uidvalidity;
+    const plan actual = plan_for(
+        {sel->uidvalidity, sel->uidnext, sel->nomodseq ? 0 : sel->highestmodseq, sel->exists});
+    const tier t = actual.t;
+    out.complete = t == tier::listing || t == tier::plain;
+    c.full_filter = t != tier::listing;
+    if (out.complete) {
+        c.infos.reserve(sel->exists);  // every message comes: one allocation
+        c.marks.reserve(sel->exists);
     }
 
     auto wait_all = [&]() -> result<void> {
@@ -777,6 +877,38 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         if (first_error) return *first_error;
         return {};
     };
+    if (guess && (guess->t != actual.t || guess->modseqs != actual.modseqs)) {
+        // Another tier than the listing promised (a new UIDVALIDITY, mod-sequences gone):
+        // what came is read and dropped, and the mailbox is listed again without a guess.
+        log.debug(description + ": " + mailbox + " differs from its listing; asked again");
+        auto r = wait_all();
+        if (!r) return r.error();
+        no_guess = true;
+        auto again = changes(mailbox, known, retry);
+        no_guess = false;
+        return again;
+    }
+    // Updates that came during the SELECT and were not claimed by it.
+    for (auto& u : s->take_unsolicited())
+        if (u.mailbox == *srv) c.on_response(u.data);
+    if (!so.on_changed && t == tier::qresync) {
+        for (auto& f : sel->changed) {
+            imap::response r = std::move(f);
+            c.on_response(r);
+        }
+    }
+
+    auto send = [&](imap::command cmd, std::string what, bool asks_id) -> result<void> {
+        auto tag = s->send(cmd, handler);
+        if (!tag) return fail(tag.error(), what);
+        flight.push_back({*tag, std::move(what), asks_id});
+        return {};
+    };
+    for (auto& [cmd, what, asks_id] : commands(actual, guess ? &*guess : nullptr))
+        if (auto r = send(std::move(cmd), std::move(what), asks_id); !r) return r.error();
+    if (sel->exists == 0 && t == tier::condstore && !(guess && guess->search_all))
+        c.all_uids = imap::uid_set{};  // empty now: every known message is gone
+
     if (auto r = wait_all(); !r) return r.error();
     for (auto& u : s->take_unsolicited())
         if (u.mailbox == *srv) c.on_response(u.data);
@@ -785,11 +917,15 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     // (skipped before, or lost) with flags only: their size and keys come now.
     if (t == tier::plain) {
         imap::uid_set missing;
-        for (auto& [u, m] : c.messages)
-            if (!m.full && u < from_new && !is_known(u) && !c.expunged.contains(u))
+        for (std::size_t i = 0; i < c.infos.size(); ++i) {
+            const auto u = c.infos[i].uid;
+            if (!(c.marks[i] & collector::full) && u < from_new && !is_known(u) &&
+                !c.expunged.contains(u))
                 missing.insert(u);
+        }
         if (!missing.empty()) {
-            c.echo_below = 0;
+            c.full_wanted |= missing;
+            const auto full = full_items(actual.modseqs);
             for (auto& piece : chunks(missing))
                 if (auto r = send(imap::cmd::uid_fetch(piece, full), "UID FETCH" + in, true); !r)
                     return r.error();
@@ -803,24 +939,33 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         for (auto u : known_uids)
             if (!c.all_uids->contains(u)) gone.insert(u);
 
-    for (auto& [u, m] : c.messages) {
+    // Kept entries move to the front in place; the array itself becomes the answer.
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < c.infos.size(); ++i) {
+        const auto u = c.infos[i].uid;
+        const bool flags = c.marks[i] & collector::has_flags;
+        const bool full = c.marks[i] & collector::full;
         if (gone.contains(u)) continue;
         bool keep = false;
         switch (t) {
             case tier::listing:
-                keep = m.full;
+                keep = full;
                 break;
             case tier::plain:
-                keep = m.has_flags && (m.full || (u < from_new && is_known(u)));
+                keep = flags && (full || is_known(u));
                 break;
             case tier::qresync:
             case tier::condstore:
-                // New ones with everything; of the rest only what the journal holds.
-                keep = u >= from_new ? m.full : (is_known(u) && m.has_flags);
+                // What the journal holds with its flags; new ones with everything.
+                keep = is_known(u) ? flags : (u >= from_new && full);
                 break;
         }
-        if (keep) out.messages.push_back(std::move(m.info));
+        if (!keep) continue;
+        if (kept != i) c.infos[kept] = std::move(c.infos[i]);
+        ++kept;
     }
+    c.infos.resize(kept);
+    out.messages = std::move(c.infos);
     if (!out.complete)
         for (auto u : known_uids)
             if (gone.contains(u)) out.vanished.push_back(u);
@@ -1181,10 +1326,17 @@ result<void> imap_store::remove(const std::string& mailbox) {
     if (!srv) return srv.error();
     if (d.s->selected() == *srv) {
         // Dovecot closes a selected mailbox that is deleted, without the [CLOSED] that the
-        // session's next QRESYNC SELECT would wait for: leave it first.
-        auto inbox = d.server_name("INBOX");
-        if (!inbox) return inbox.error();
-        if (auto sel = d.select("INBOX", *inbox); !sel) return sel.error();
+        // session's next QRESYNC SELECT would wait for: leave it first, with UNSELECT (no
+        // other mailbox opened) where there is one.
+        d.discard_unsolicited();
+        if (d.s->has("UNSELECT") || d.s->has("IMAP4REV2")) {
+            if (auto u = d.s->unselect(); !u)
+                return d.fail(u.error(), "UNSELECT " + in_quotes(mailbox));
+        } else {
+            auto inbox = d.server_name("INBOX");
+            if (!inbox) return inbox.error();
+            if (auto sel = d.select("INBOX", *inbox); !sel) return sel.error();
+        }
     }
     if (auto c = d.s->delete_mailbox(*srv); !c)
         return d.fail(c.error(), "DELETE " + in_quotes(mailbox));

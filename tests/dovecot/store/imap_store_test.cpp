@@ -13,10 +13,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace tandem::store {
 namespace {
@@ -184,6 +186,63 @@ TEST_F(imap_store_test, over_tls_lists_and_describes) {
     ASSERT_TRUE(it->status);
     EXPECT_EQ(it->status->messages, 1u);
     EXPECT_EQ(open()->describe(), "imap tunnel");
+}
+
+// The lines of Dovecot's logs (server and tunnel) of `user` that contain `what`.
+std::size_t count_log_lines(const test::dovecot& server, std::string_view user,
+                            std::string_view what) {
+    std::size_t n = 0;
+    std::string text = server.log_text();
+    std::string who = "imap(" + std::string(user) + ")";
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        std::string_view line(text.data() + pos,
+                              (nl == std::string::npos ? text.size() : nl) - pos);
+        if (line.find(who) != std::string_view::npos && line.find(what) != std::string_view::npos)
+            ++n;
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+    }
+    return n;
+}
+
+// Dovecot logs "Logged out" for a session that ended with LOGOUT, and "Disconnected:
+// Connection closed" for one that was dropped. Over TCP and over the tunnel.
+TEST_F(imap_store_test, a_finished_store_logs_out) {
+    const std::string user = "bob";
+    client::endpoint tcp;
+    tcp.host = server_->host();
+    tcp.port = server_->imap_port();
+    tcp.tls = net::tls_mode::starttls;
+    tcp.ca_file = server_->ca_file().string();
+    tcp.user = user;
+    tcp.secret = server_->password(user);
+    tcp.read_timeout = 30s;
+    client::endpoint tun;
+    tun.tunnel = server_->tunnel_argv(user);
+    tun.read_timeout = 30s;
+    for (auto* ep : {&tcp, &tun}) {
+        const bool is_tunnel = ep == &tun;
+        auto logged_out = count_log_lines(*server_, user, "Logged out");
+        auto dropped = count_log_lines(*server_, user, "Connection closed");
+        {
+            std::string why;
+            auto s = imap_store::connect(*ep, log_.logger(), &why);
+            ASSERT_TRUE(s) << why;
+            ASSERT_TRUE((*s)->list()) << (*s)->last_error();
+        }
+        // The server's log service may write the line a moment later.
+        auto end = std::chrono::steady_clock::now() + 5s;
+        while (count_log_lines(*server_, user, "Logged out") == logged_out &&
+               std::chrono::steady_clock::now() < end)
+            std::this_thread::sleep_for(20ms);
+        EXPECT_EQ(count_log_lines(*server_, user, "Logged out"), logged_out + 1)
+            << (is_tunnel ? "tunnel" : "TCP") << "\n"
+            << server_->log_text();
+        EXPECT_EQ(count_log_lines(*server_, user, "Connection closed"), dropped)
+            << (is_tunnel ? "tunnel" : "TCP");
+    }
 }
 
 // LIST-STATUS in one round trip, and LIST + pipelined STATUS without it: the same answer.
@@ -403,6 +462,143 @@ TEST_P(imap_store_tier_test, reports_flag_change_expunge_and_new_message) {
     } else {
         EXPECT_EQ(uids_of(fourth->messages), (std::vector<mail::uid>{b, d}));
     }
+}
+
+// The messages this store appended after the state it reported (a run's own copies) come
+// back on the next changes() with their flags only: no headers, sizes or dates again. A
+// message another client added meanwhile still comes whole.
+TEST_P(imap_store_tier_test, own_copies_of_the_last_run_are_read_by_flags_only) {
+    const auto& t = GetParam();
+    std::string box = std::string("Own") + t.name;
+    test::create_mailbox(*server_, "alice", box);
+    auto a = append(box, "own a " + box);
+    std::vector<std::string> sent;
+    auto ep = tunnel(t.disabled);
+    ep.trace = [&sent](client::trace_direction d, std::string_view line) {
+        if (d == client::trace_direction::client) sent.emplace_back(line);
+    };
+    std::string why;
+    auto opened = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(opened) << why;
+    auto& s = *opened;
+    auto first = s->changes(box, {});
+    ASSERT_TRUE(first) << s->last_error();
+    auto known = known_from(*first);
+
+    std::vector<outgoing_message> out(2);
+    out[0].body.data = test::make_message("own x " + box, "x\r\n");
+    out[0].flags = flags({"\\Seen"});
+    out[1].body.data = test::make_message("own y " + box, "y\r\n");
+    auto uids = s->append(box, std::move(out));
+    ASSERT_TRUE(uids) << s->last_error();
+    ASSERT_EQ(uids->size(), 2u);
+    auto x = (*uids)[0], y = (*uids)[1];
+    auto z = append(box, "own z " + box);
+    known.uids = {a, x, y};
+
+    sent.clear();
+    auto second = s->changes(box, known);
+    ASSERT_TRUE(second) << s->last_error();
+    auto* mx = find(second->messages, x);
+    auto* my = find(second->messages, y);
+    auto* mz = find(second->messages, z);
+    ASSERT_TRUE(mx && my && mz);
+    EXPECT_EQ(mx->flags, flags({"\\Seen"}));
+    EXPECT_TRUE(my->flags.empty());
+    EXPECT_TRUE(mx->content_key.empty()) << mx->content_key;
+    EXPECT_EQ(mz->content_key, "<own.z." + box + "@tandem.test>/" + std::to_string(mz->size));
+    std::size_t header_fetches = 0;
+    for (auto& line : sent) {
+        if (line.find("UID FETCH") == std::string::npos) continue;
+        if (line.find("HEADER.FIELDS") == std::string::npos) continue;
+        ++header_fetches;
+        // "T9 UID FETCH <set> (...)"
+        auto at = line.find("UID FETCH ") + 10;
+        auto set = imap::uid_set::parse(line.substr(at, line.find(' ', at) - at), 1u << 30);
+        ASSERT_TRUE(set) << line;
+        EXPECT_FALSE(set->contains(x)) << line;
+        EXPECT_FALSE(set->contains(y)) << line;
+        EXPECT_TRUE(set->contains(z)) << line;
+    }
+    EXPECT_EQ(header_fetches, 1u);
+}
+
+// After list(), changes() sends its FETCH (and SEARCH) in the same flight as the SELECT,
+// from what the listing said; the answer is the one of a changes() without a listing. A
+// listing that is wrong by then (the mailbox re-created meanwhile) is asked again.
+TEST_P(imap_store_tier_test, after_a_listing_the_commands_go_with_the_select) {
+    const auto& t = GetParam();
+    std::string box = std::string("Flight") + t.name;
+    test::create_mailbox(*server_, "alice", box);
+    auto a = append(box, "flight a " + box);
+    auto b = append(box, "flight b " + box);
+    std::vector<std::string> lines;
+    auto ep = tunnel(t.disabled);
+    ep.trace = [&lines](client::trace_direction d, std::string_view line) {
+        if (d != client::trace_direction::info)
+            lines.push_back((d == client::trace_direction::client ? "C: " : "S: ") +
+                            std::string(line));
+    };
+    std::string why;
+    auto opened = imap_store::connect(ep, log_.logger(), &why);
+    ASSERT_TRUE(opened) << why;
+    auto& s = *opened;
+    // A FETCH the client sent before the server's answer to its SELECT.
+    auto fetch_before_select_answer = [&lines]() {
+        bool selecting = false;
+        for (auto& l : lines) {
+            if (l.rfind("C: ", 0) == 0 && l.find(" SELECT ") != std::string::npos) selecting = true;
+            if (selecting && l.rfind("C: ", 0) == 0 && l.find(" UID FETCH ") != std::string::npos)
+                return true;
+            bool tagged = l.rfind("S: T", 0) == 0 && l.size() > 4 &&
+                          std::isdigit(static_cast<unsigned char>(l[4]));
+            if (selecting && tagged) selecting = false;
+        }
+        return false;
+    };
+
+    ASSERT_TRUE(s->list()) << s->last_error();
+    lines.clear();
+    auto first = s->changes(box, {});
+    ASSERT_TRUE(first) << s->last_error();
+    EXPECT_TRUE(fetch_before_select_answer());
+    ASSERT_EQ(uids_of(first->messages), (std::vector<mail::uid>{a, b}));
+    EXPECT_FALSE(first->messages[0].content_key.empty());
+    auto known = known_from(*first);
+
+    test::store_flags(*server_, "alice", box, b, "+FLAGS", {"\\Flagged"});
+    auto c = append(box, "flight c " + box);
+    ASSERT_TRUE(s->changes("INBOX", {}));  // another mailbox selected meanwhile
+    ASSERT_TRUE(s->list()) << s->last_error();
+    lines.clear();
+    auto second = s->changes(box, known);
+    ASSERT_TRUE(second) << s->last_error();
+    EXPECT_TRUE(fetch_before_select_answer()) << t.name;
+    if (t.incremental)
+        EXPECT_EQ(uids_of(second->messages), (std::vector<mail::uid>{b, c}));
+    else
+        EXPECT_EQ(uids_of(second->messages), (std::vector<mail::uid>{a, b, c}));
+    ASSERT_TRUE(find(second->messages, b));
+    EXPECT_EQ(find(second->messages, b)->flags, flags({"\\Flagged"}));
+    ASSERT_TRUE(find(second->messages, c));
+    EXPECT_FALSE(find(second->messages, c)->content_key.empty());
+    expect_status(second->status, box, t.modseq);
+    known = known_from(*second);
+    known.uids = {a, b, c};
+
+    // Listed, then re-created by another client: a new UIDVALIDITY, everything again.
+    ASSERT_TRUE(s->changes("INBOX", {}));
+    ASSERT_TRUE(s->list()) << s->last_error();
+    test::delete_mailbox(*server_, "alice", box);
+    test::create_mailbox(*server_, "alice", box);
+    auto d = append(box, "flight d " + box);
+    auto third = s->changes(box, known);
+    ASSERT_TRUE(third) << s->last_error();
+    EXPECT_TRUE(third->uidvalidity_changed);
+    EXPECT_TRUE(third->complete);
+    ASSERT_EQ(uids_of(third->messages), (std::vector<mail::uid>{d}));
+    EXPECT_FALSE(third->messages[0].content_key.empty());
+    expect_status(third->status, box, t.modseq);
 }
 
 INSTANTIATE_TEST_SUITE_P(tiers, imap_store_tier_test,
@@ -644,6 +840,7 @@ TEST_F(imap_store_test, create_and_remove_mailboxes) {
     append("Caf&AOk-", "cafe one");
     ASSERT_TRUE(s->changes("Café", {}));
     ASSERT_TRUE(s->remove("Café")) << s->last_error();
+    EXPECT_TRUE(s->session().selected().empty()) << "UNSELECT, not a SELECT of INBOX";
     ASSERT_TRUE(s->remove("Projects/2024")) << s->last_error();
     names = test::list_mailboxes(*server_, "alice");
     EXPECT_EQ(std::find(names.begin(), names.end(), "Projects/2024"), names.end());
