@@ -615,6 +615,23 @@ result<std::vector<maildir_entry>> journal::maildir_list(const lmdb::txn& t,
     return out;
 }
 
+result<void> journal::maildir_for_each_name(
+    const lmdb::txn& t, const maildir_folder& f,
+    const std::function<result<void>(std::string_view name, mail::uid uid)>& fn) const {
+    TANDEM_TRY(c, t.open_cursor(db_.md_names));
+    return c.scan_prefix(codec::be64(f.id), [&](const lmdb::entry& e) -> result<void> {
+        TANDEM_TRY(u, decode_uid_value(e.value));
+        return fn(e.key.substr(8), u);
+    });
+}
+
+result<std::size_t> journal::maildir_count(const lmdb::txn& t, const maildir_folder& f) const {
+    TANDEM_TRY(c, t.open_cursor(db_.md_uids));
+    std::size_t n = 0;
+    TANDEM_CHECK(c.scan_prefix(codec::be64(f.id), [&](const lmdb::entry&) { ++n; }));
+    return n;
+}
+
 // ---- intents ----
 
 result<std::uint64_t> journal::record_intent(lmdb::write_txn& t, const intent& i) {

@@ -283,11 +283,21 @@ result<scan_result> folder::scan(scan_mode mode) {
                     e.mtime = st.st_mtim.tv_sec;
                 }
                 e.file_name = std::move(name);
-                auto [it, fresh] = index.try_emplace(e.base, out.entries.size());
-                if (fresh)
-                    out.entries.push_back(std::move(e));
-                else if (sd == subdir::cur)
-                    out.entries[it->second] = std::move(e);  // in both: the cur/ one is newer
+                // A base in both new/ and cur/ (a client's rename seen half-way): the cur/ one
+                // is newer. Only the names of new/, usually few, need an index for that.
+                if (sd == subdir::new_) {
+                    auto [it, fresh] = index.try_emplace(e.base, out.entries.size());
+                    if (fresh) out.entries.push_back(std::move(e));
+                    continue;
+                }
+                if (!index.empty()) {
+                    auto it = index.find(e.base);
+                    if (it != index.end()) {
+                        out.entries[it->second] = std::move(e);
+                        continue;
+                    }
+                }
+                out.entries.push_back(std::move(e));
             }
         }
         if (listing_failed) continue;
@@ -298,7 +308,9 @@ result<scan_result> folder::scan(scan_mode mode) {
         if (!(stamps{*n1, *c1} == before)) continue;  // somebody messed with it meanwhile
 
         cache_.clear();
-        for (const auto& e : out.entries) cache_[e.base] = location{e.subdir, e.file_name};
+        cache_.reserve(out.entries.size());
+        for (const auto& e : out.entries)
+            cache_.try_emplace(e.base, location{e.subdir, e.file_name});
         out.token = format_token(before, settled);
         return out;
     }
@@ -375,6 +387,24 @@ result<std::optional<entry>> folder::find(std::string_view base) {
         return std::optional<entry>(std::move(e));
     }
     return std::optional<entry>();
+}
+
+result<bool> folder::stat(entry& e) {
+    auto p = dir_ / subdir_name(e.subdir) / e.file_name;
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) {
+        if (!S_ISREG(st.st_mode)) return false;  // as scan(): not a message
+        if (!size_hint(e.base)) e.size = static_cast<std::uint64_t>(st.st_size);
+        e.mtime = st.st_mtim.tv_sec;
+        return true;
+    }
+    if (errno != ENOENT)
+        return result<bool>(boost::system::in_place_error, fail_errno("stat", p, errno));
+    auto found = find(e.base);
+    if (!found) return result<bool>(boost::system::in_place_error, found.error());
+    if (!*found) return false;
+    e = std::move(**found);
+    return true;
 }
 
 result<outcome> folder::set_flags(std::string_view base, std::string_view system,

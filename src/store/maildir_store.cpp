@@ -160,9 +160,9 @@ struct maildir_store::impl {
                     continue;
                 }
                 out[i] = **f;
-                auto l = journal.maildir_list(*t, out[i]);
-                if (!l) return l.error();
-                counts[i] = static_cast<std::uint32_t>(l->size());
+                auto n = journal.maildir_count(*t, out[i]);
+                if (!n) return n.error();
+                counts[i] = static_cast<std::uint32_t>(*n);
             }
         }
         if (missing.empty()) return out;
@@ -339,53 +339,86 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     auto fo = d.open_folder(*canon);
     if (!fo) return fo.error();
     maildir::folder& f = **fo;
-    auto scan = f.scan(maildir::scan_mode::full);
+    // Names only: a stat per file would cost more than the rest of the scan together; the
+    // files that need their size or date are stat'ed below.
+    auto scan = f.scan(maildir::scan_mode::names);
     if (!scan) return d.folder_fail(scan.error(), "scan " + *canon, f);
     auto kw = d.keywords(f);
     if (!kw) return kw.error();
 
-    const auto& entries = scan->entries;
-    std::vector<mail::uid> uids(entries.size());
-    std::vector<bool> fresh(entries.size());
-    journal::maildir_folder rec;
-    // One transaction: a base name that is new gets the next UID, a mapped one that is gone
-    // is forgotten (its UID is never given out again).
-    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
-        auto r = d.record(t, *canon);
-        if (!r) return r.error();
-        rec = *r;
-        auto mapped = d.journal.maildir_list(t, rec);
-        if (!mapped) return mapped.error();
-        std::unordered_map<std::string_view, mail::uid> by_name;
-        by_name.reserve(mapped->size());
-        for (const auto& m : *mapped) by_name.emplace(m.name, m.uid);
-        std::unordered_set<std::string_view> present;
-        present.reserve(entries.size());
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            present.insert(entries[i].base);
-            auto it = by_name.find(entries[i].base);
-            fresh[i] = it == by_name.end();
-            if (!fresh[i]) {
-                uids[i] = it->second;
-                continue;
+    auto& entries = scan->entries;
+    // The journal keeps the names in byte order: a merge walk with the scan in the same
+    // order finds the new and the gone names without a map of either side.
+    std::vector<std::uint32_t> order(entries.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::uint32_t x, std::uint32_t y) { return entries[x].base < entries[y].base; });
+    // Two files of one base name in cur/ (a client's link-then-unlink rename caught half-way)
+    // are one message: the first in order stands for it.
+    order.erase(std::unique(order.begin(), order.end(),
+                            [&](std::uint32_t x, std::uint32_t y) {
+                                return entries[x].base == entries[y].base;
+                            }),
+                order.end());
+    std::vector<char> skip(entries.size(), 1);
+    for (auto i : order) skip[i] = 0;
+    std::vector<mail::uid> uids(entries.size(), 0);
+    std::vector<char> fresh(entries.size(), 0);
+    std::vector<std::string> gone;
+    std::optional<journal::maildir_folder> found;
+    {
+        auto t = d.journal.begin_read();
+        if (!t) return d.journal_fail(t.error(), "scan " + *canon);
+        auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
+        if (!r) return d.journal_fail(r.error(), "scan " + *canon);
+        found = *r;
+        std::size_t k = 0;
+        if (found) {
+            auto w = d.journal.maildir_for_each_name(
+                *t, *found, [&](std::string_view name, mail::uid u) -> result<void> {
+                    for (; k < order.size() && entries[order[k]].base < name; ++k)
+                        fresh[order[k]] = 1;
+                    if (k < order.size() && entries[order[k]].base == name)
+                        uids[order[k++]] = u;
+                    else
+                        gone.emplace_back(name);
+                    return {};
+                });
+            if (!w) return d.journal_fail(w.error(), "scan " + *canon);
+        }
+        for (; k < order.size(); ++k) fresh[order[k]] = 1;
+    }
+    const bool any_fresh = std::find(fresh.begin(), fresh.end(), 1) != fresh.end();
+    journal::maildir_folder rec = found.value_or(journal::maildir_folder{});
+    // Only a scan that found new or gone names writes: one transaction where a new base name
+    // gets the next UID (in name order, which is delivery order for the usual unique names)
+    // and a gone one is forgotten (its UID is never given out again).
+    if (!found || any_fresh || !gone.empty()) {
+        auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
+            auto r = d.record(t, *canon);
+            if (!r) return r.error();
+            rec = *r;
+            for (auto i : order) {
+                if (!fresh[i]) continue;
+                auto u = d.journal.maildir_assign(t, rec, entries[i].base);
+                if (!u) return u.error();
+                uids[i] = *u;
             }
-            auto u = d.journal.maildir_assign(t, rec, entries[i].base);
-            if (!u) return u.error();
-            uids[i] = *u;
-        }
-        for (const auto& m : *mapped) {
-            if (present.contains(m.name)) continue;
-            if (auto g = d.journal.maildir_forget(t, rec, m.name); !g) return g.error();
-        }
-        return {};
-    });
-    if (!w) return d.journal_fail(w.error(), "scan " + *canon);
+            for (const auto& name : gone)
+                if (auto g = d.journal.maildir_forget(t, rec, name); !g) return g.error();
+            return {};
+        });
+        if (!w) return d.journal_fail(w.error(), "scan " + *canon);
+    }
+    const std::size_t listed = order.size();
+    order = {};
+    gone = {};
 
     mailbox_changes out;
     out.complete = true;
     out.status.uidvalidity = rec.uidvalidity;
     out.status.uidnext = rec.next_uid;
-    out.status.messages = static_cast<std::uint32_t>(entries.size());
+    out.status.messages = static_cast<std::uint32_t>(listed);
     out.status.scan_token = scan->token;
     out.uidvalidity_changed =
         known.status.uidvalidity != 0 && known.status.uidvalidity != rec.uidvalidity;
@@ -396,9 +429,20 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     // own deliveries, already paired.
     const bool all_keys = known.full || (known.status.uidvalidity != 0 &&
                                          known.status.uidvalidity != rec.uidvalidity);
+    // The date (and a size the name does not give) of a message the engine may copy: one
+    // that is new, unknown to its records, or any in a full listing. The others keep 0: an
+    // unchanged message already paired is never copied in a run that does not list all.
+    const bool all_dates = all_keys || known.full || known.status.uidvalidity == 0;
     out.messages.reserve(entries.size());
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        const auto& e = entries[i];
+        auto& e = entries[i];
+        if (skip[i]) continue;
+        if (all_dates || fresh[i] || !maildir::size_hint(e.base) ||
+            !std::binary_search(known.uids.begin(), known.uids.end(), uids[i])) {
+            auto there = f.stat(e);
+            if (!there) return d.folder_fail(there.error(), "scan " + *canon, f);
+            if (!*there) continue;  // gone since the listing: the next scan forgets it
+        }
         mail::message_info m;
         m.uid = uids[i];
         m.flags = kw->decode(e.system, e.keywords);
@@ -420,10 +464,12 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     }
     std::sort(out.messages.begin(), out.messages.end(),
               [](const auto& a, const auto& b) { return a.uid < b.uid; });
-    std::vector<mail::uid> now(uids);
-    std::sort(now.begin(), now.end());
-    for (auto u : known.uids)
-        if (!std::binary_search(now.begin(), now.end(), u)) out.vanished.push_back(u);
+    for (auto u : known.uids) {
+        auto it =
+            std::lower_bound(out.messages.begin(), out.messages.end(), u,
+                             [](const mail::message_info& m, mail::uid v) { return m.uid < v; });
+        if (it == out.messages.end() || it->uid != u) out.vanished.push_back(u);
+    }
     return out;
 }
 

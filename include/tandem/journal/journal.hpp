@@ -251,6 +251,13 @@ class journal {
     // In UID order.
     result<std::vector<maildir_entry>> maildir_list(const lmdb::txn& t,
                                                     const maildir_folder& f) const;
+    // Calls f(name, uid) for each name of the folder in byte order of the names, straight
+    // from the cursor: the views are valid only during the call. f returns an error to stop.
+    result<void> maildir_for_each_name(
+        const lmdb::txn& t, const maildir_folder& f,
+        const std::function<result<void>(std::string_view name, mail::uid uid)>& fn) const;
+    // How many names the folder maps (a key walk; nothing decoded or kept).
+    result<std::size_t> maildir_count(const lmdb::txn& t, const maildir_folder& f) const;
 
     // -- intents --
     // Appends `i` (its seq is ignored) and returns the sequence number given to it.

@@ -222,6 +222,11 @@ class folder {
     // with a listing otherwise); nullopt if gone.
     result<std::optional<entry>> find(std::string_view base);
 
+    // Fills in e.size (unless ",S=" gives it) and e.mtime for an entry of a names-only scan,
+    // from its file, found again by its base name if a mail client renamed it since (e is
+    // then updated). False if the message is gone.
+    result<bool> stat(entry& e);
+
     // What the last failed call was doing: "rename /m/cur/x:2,S: No space left ...".
     const std::string& last_error() const { return last_error_; }
 

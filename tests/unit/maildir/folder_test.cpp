@@ -586,3 +586,30 @@ TEST(maildir_folder, scan_of_a_missing_folder_is_an_error_with_the_path) {
     EXPECT_EQ(scan.error(), std::errc::no_such_file_or_directory);
     EXPECT_NE(f.last_error().find("nothing"), std::string::npos);
 }
+
+TEST(maildir_folder, stat_of_a_names_only_entry_follows_a_rename_and_reports_a_removal) {
+    tandem::test::temp_dir d;
+    auto f = make(d);
+    auto base = f.deliver("hello", {"", "", 1'600'000'000});
+    ASSERT_TRUE(base);
+    spit(d / "box" / "cur" / "plain.M2.h:2,S", "twelve bytes");
+    auto scan = f.scan(scan_mode::names);
+    ASSERT_TRUE(scan);
+    ASSERT_EQ(scan->entries.size(), 2u);
+    auto& e = scan->entries[0].base == *base ? scan->entries[0] : scan->entries[1];
+    auto& plain = scan->entries[0].base == *base ? scan->entries[1] : scan->entries[0];
+    EXPECT_EQ(e.mtime, 0);
+    EXPECT_EQ(plain.size, 0u);
+    // A client renames one after the listing: stat() finds it by its base name.
+    fs::rename(d / "box" / "cur" / (*base + ":2,"), d / "box" / "cur" / (*base + ":2,RS"));
+    ASSERT_TRUE(f.stat(e).value());
+    EXPECT_EQ(e.mtime, 1'600'000'000);
+    EXPECT_EQ(e.size, 5u);
+    EXPECT_EQ(e.file_name, *base + ":2,RS");
+    EXPECT_EQ(e.system, "RS");
+    ASSERT_TRUE(f.stat(plain).value());
+    EXPECT_EQ(plain.size, 12u);  // no ",S=": from the file
+    fs::remove(d / "box" / "cur" / "plain.M2.h:2,S");
+    plain.mtime = 0;
+    EXPECT_FALSE(f.stat(plain).value());
+}

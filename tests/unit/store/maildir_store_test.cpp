@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 
@@ -441,6 +442,83 @@ TEST_F(maildir_changes_test, a_deleted_file_vanishes_and_its_uid_is_not_reused) 
     auto c3 = store->changes("INBOX", known_from(*c2));
     ASSERT_TRUE(c3);
     EXPECT_EQ(by_identity(*c3, "400.d.host")->uid, c2->status.uidnext);
+}
+
+std::size_t last_txnid(journal::journal& j) {
+    MDB_envinfo info{};
+    mdb_env_info(j.env().handle(), &info);
+    return info.me_last_txnid;
+}
+
+TEST_F(maildir_changes_test, a_scan_that_finds_nothing_new_or_gone_writes_nothing) {
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    const auto before = last_txnid(*jrnl);
+    // A client's flag change is no new name: still nothing to write.
+    fs::rename(inbox / "cur" / "200.b.host:2,FS", inbox / "cur" / "200.b.host:2,S");
+    auto c2 = make()->changes("INBOX", known_from(*c1));
+    ASSERT_TRUE(c2) << store->last_error();
+    EXPECT_EQ(by_identity(*c2, "200.b.host")->flags, flags({"\\Seen"}));
+    EXPECT_EQ(last_txnid(*jrnl), before);
+    // A new file is: one transaction gives it its UID.
+    write_file(inbox / "new" / "500.e.host", message("<late@x>"));
+    auto c3 = make()->changes("INBOX", known_from(*c2));
+    ASSERT_TRUE(c3);
+    EXPECT_EQ(last_txnid(*jrnl), before + 1);
+    EXPECT_EQ(by_identity(*c3, "500.e.host")->uid, c1->status.uidnext);
+}
+
+TEST_F(maildir_changes_test, known_messages_are_not_stated_unless_their_date_may_be_needed) {
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    // The first listing has every date; a later one only those of new messages and of
+    // names without a size; a full listing all of them again.
+    EXPECT_EQ(by_identity(*c1, "300.c.host,S=55")->internal_date, 1'600'000'200);
+    write_file(inbox / "cur" / "600.f.host,S=9:2,S", "123456789", 1'600'000'600);
+    auto c2 = store->changes("INBOX", known_from(*c1));
+    ASSERT_TRUE(c2);
+    EXPECT_EQ(by_identity(*c2, "300.c.host,S=55")->internal_date, 0);
+    EXPECT_EQ(by_identity(*c2, "200.b.host")->internal_date, 1'600'000'100);
+    EXPECT_EQ(by_identity(*c2, "600.f.host,S=9")->internal_date, 1'600'000'600);
+    auto k = known_from(*c2);
+    k.full = true;
+    auto c3 = store->changes("INBOX", k);
+    ASSERT_TRUE(c3);
+    EXPECT_EQ(by_identity(*c3, "300.c.host,S=55")->internal_date, 1'600'000'200);
+    // A UID the engine does not know (no record holds it) gets its date too.
+    auto k2 = known_from(*c2);
+    auto u = by_identity(*c2, "300.c.host,S=55")->uid;
+    k2.uids.erase(std::find(k2.uids.begin(), k2.uids.end(), u));
+    auto c4 = store->changes("INBOX", k2);
+    ASSERT_TRUE(c4);
+    EXPECT_EQ(by_uid(*c4, u)->internal_date, 1'600'000'200);
+}
+
+TEST_F(maildir_changes_test, two_files_of_one_base_name_are_one_message) {
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    // A client's rename by link and unlink, caught between the two.
+    fs::create_hard_link(inbox / "cur" / "200.b.host:2,FS", inbox / "cur" / "200.b.host:2,F");
+    auto c2 = store->changes("INBOX", known_from(*c1));
+    ASSERT_TRUE(c2) << store->last_error();
+    EXPECT_EQ(c2->messages.size(), 4u);
+    EXPECT_EQ(c2->status.messages, 4u);
+    EXPECT_EQ(c2->status.uidnext, c1->status.uidnext);
+    EXPECT_TRUE(c2->vanished.empty());
+}
+
+TEST_F(maildir_changes_test, set_flags_finds_a_file_that_a_client_renamed_after_the_scan) {
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    auto u = by_identity(*c1, "200.b.host")->uid;
+    fs::rename(inbox / "cur" / "200.b.host:2,FS", inbox / "cur" / "200.b.host:2,DFS");
+    flag_change ch;
+    ch.uid = u;
+    ch.add = flags({"\\Answered"});
+    ch.remove = flags({"\\Flagged"});
+    ASSERT_TRUE(store->set_flags("INBOX", std::span(&ch, 1))) << store->last_error();
+    EXPECT_TRUE(fs::exists(inbox / "cur" / "200.b.host:2,DRS"));
+    EXPECT_FALSE(fs::exists(inbox / "cur" / "200.b.host:2,DFS"));
 }
 
 TEST_F(maildir_store_test, a_scan_survives_a_mail_client_renaming_and_deleting_files) {
