@@ -341,7 +341,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     maildir::folder& f = **fo;
     // Names only: a stat per file would cost more than the rest of the scan together; the
     // files that need their size or date are stat'ed below.
-    auto scan = f.scan(maildir::scan_mode::names);
+    auto scan = f.scan(maildir::scan_mode::names, false);
     if (!scan) return d.folder_fail(scan.error(), "scan " + *canon, f);
     auto kw = d.keywords(f);
     if (!kw) return kw.error();
@@ -450,7 +450,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         m.internal_date = e.mtime;
         m.identity = e.base;
         if (all_keys || fresh[i]) {
-            auto id = f.message_id(e.base);
+            auto id = f.message_id(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
             // A file gone since the scan has no key; the next scan sees it gone.
             // The same key the IMAP store makes, so that the two sides pair: Message-ID and
@@ -462,6 +462,9 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         }
         out.messages.push_back(std::move(m));
     }
+    // The folder keeps the locations for the calls to come (fetch, set_flags), taken from
+    // the entries now that they are no longer needed here.
+    f.remember(std::move(entries));
     std::sort(out.messages.begin(), out.messages.end(),
               [](const auto& a, const auto& b) { return a.uid < b.uid; });
     for (auto u : known.uids) {

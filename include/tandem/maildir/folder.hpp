@@ -166,7 +166,13 @@ class folder {
     // `settle` ago, the scan waits until that time stamp is over first, so the token is
     // settled. Fails with std::errc::resource_unavailable_try_again if the folder changed on
     // every one of 8 attempts.
-    result<scan_result> scan(scan_mode mode = scan_mode::full);
+    //
+    // The locations found are remembered for the calls that take a base name, unless
+    // `remember` is false: then the caller hands the entries back with remember() once it
+    // is done with them, so that a large folder is not held twice at once.
+    result<scan_result> scan(scan_mode mode = scan_mode::full, bool remember = true);
+    // Takes the locations of `entries` (of a scan of this folder) as the ones to try first.
+    void remember(std::vector<entry>&& entries);
 
     // An opaque token of the mtimes (ns) and inodes of new/ and cur/.
     //
@@ -210,6 +216,9 @@ class folder {
     // The Message-ID field of the message (from its first 64 KB), as written, without the
     // folding white space; nullopt if it has none or the message is gone.
     result<std::optional<std::string>> message_id(std::string_view base);
+    // The same for an entry of a scan, read from its file, found again by its base name if
+    // it was renamed since.
+    result<std::optional<std::string>> message_id(const entry& e);
 
     // Flag renames, removals and moves are not fsynced one by one (a rename is durable only
     // once its directory is): call sync() before recording them as done in the journal; it
@@ -238,6 +247,7 @@ class folder {
     };
     result<std::optional<location>> locate(std::string_view base, bool fresh);
     result<void> relist();
+    result<std::optional<std::string>> read_message_id(message_file&& m);
     std::filesystem::path file_path(const location& l) const;
     error_code fail(std::string_view what, const std::filesystem::path& p, const error_code& ec);
     error_code fail_errno(std::string_view what, const std::filesystem::path& p, int e);

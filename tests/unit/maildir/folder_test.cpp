@@ -613,3 +613,40 @@ TEST(maildir_folder, stat_of_a_names_only_entry_follows_a_rename_and_reports_a_r
     plain.mtime = 0;
     EXPECT_FALSE(f.stat(plain).value());
 }
+
+TEST(maildir_folder, a_batch_larger_than_the_fsync_threads_delivers_every_file) {
+    tandem::test::temp_dir d;
+    auto o = quick();
+    o.fsync = true;
+    auto f = make(d, o);
+    delivery_batch b(f);
+    for (int i = 0; i < 21; ++i) ASSERT_TRUE(b.add("message " + std::to_string(i), {"S", "", 0}));
+    auto bases = b.commit();
+    ASSERT_TRUE(bases) << f.last_error();
+    ASSERT_EQ(bases->size(), 21u);
+    EXPECT_TRUE(names_in(d / "box" / "tmp").empty());
+    auto cur = names_in(d / "box" / "cur");
+    ASSERT_EQ(cur.size(), 21u);
+    for (int i = 0; i < 21; ++i) {
+        auto name = (*bases)[static_cast<std::size_t>(i)] + ":2,S";
+        EXPECT_EQ(slurp(d / "box" / "cur" / name), "message " + std::to_string(i));
+    }
+}
+
+TEST(maildir_folder, entries_handed_back_with_remember_serve_later_calls) {
+    tandem::test::temp_dir d;
+    auto f = make(d);
+    auto base = f.deliver("Message-ID: <m@x>\r\n\r\nbody", {"S", "", 0});
+    ASSERT_TRUE(base);
+    folder other(d / "box", quick());
+    auto scan = other.scan(scan_mode::names, false);
+    ASSERT_TRUE(scan);
+    ASSERT_EQ(scan->entries.size(), 1u);
+    // Read from the entry's file, and from its new name once a client renamed it.
+    EXPECT_EQ(other.message_id(scan->entries[0]).value(), std::optional<std::string>("<m@x>"));
+    fs::rename(d / "box" / "cur" / (*base + ":2,S"), d / "box" / "cur" / (*base + ":2,FS"));
+    EXPECT_EQ(other.message_id(scan->entries[0]).value(), std::optional<std::string>("<m@x>"));
+    other.remember(std::move(scan->entries));
+    ASSERT_EQ(other.set_flags(*base, "RS", "").value(), outcome::done);
+    EXPECT_EQ(names_in(d / "box" / "cur"), std::vector<std::string>{*base + ":2,RS"});
+}
