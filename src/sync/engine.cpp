@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 namespace tandem::sync {
@@ -59,6 +60,19 @@ bool unchanged_since(const store::mailbox_status& now, const journal::side_state
            now.scan_token == then.scan_token;
 }
 
+// A server's words without what differs from one answer to the next: Dovecot ends its
+// tagged answers with the time it took, "NO Quota exceeded (0.001 + 0.000 secs).".
+std::string_view steady_words(std::string_view text) {
+    auto open = text.rfind(" (");
+    if (open == std::string_view::npos) return text;
+    auto tail = text.substr(open + 2);
+    if (tail.ends_with('.')) tail.remove_suffix(1);
+    if (!tail.ends_with(" secs)")) return text;
+    tail.remove_suffix(6);
+    if (tail.find_first_not_of("0123456789.+ ") != std::string_view::npos) return text;
+    return text.substr(0, open);
+}
+
 std::string side_label(side s) {
     return std::string(mail::name(s));
 }
@@ -76,6 +90,14 @@ struct mailbox_work {
     mailbox_input input;
     bool failed = false;
     bool guarded = false;
+    // A server refused some message (a tagged NO to its APPEND): the pair ends failed, but
+    // unlike `failed` the run goes on with the mailbox's other messages and actions.
+    bool refused = false;
+    // The highest uid that this run's copies and moves gave a side: with the UIDNEXT found
+    // before the run, what tells whether a refused APPEND left nothing behind.
+    per_side<mail::uid> made_max{0, 0};
+    // Copies to that side stopped after refusals of everything (see do_copy).
+    per_side<bool> gave_up{false, false};
     // Intents left by an earlier run that stopped while changing this mailbox (crash,
     // kill, lost connection): it is listed in full on both sides and re-planned, which
     // pairs copies that landed by content key; the intents go once it synced.
@@ -128,6 +150,12 @@ class run {
     void do_set_flags(const std::vector<const set_flags*>& batch);
     void do_expunge(const std::vector<const expunge_message*>& batch);
     void do_copy(const std::vector<const copy_message*>& batch);
+    enum class append_outcome { done, refused, failed };
+    append_outcome copy_range(mailbox_work& w, const std::vector<const copy_message*>& batch,
+                              std::size_t begin, std::size_t end, std::uint64_t intent_seq,
+                              bool erase_intent);
+    bool nothing_landed(mailbox_work& w, side on);
+    void refuse(mailbox_work& w, const copy_message& m);
     void do_move(const std::vector<const move_message*>& batch);
 
     journal::journal& journal_;
@@ -503,20 +531,141 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
     });
 }
 
+// Fetches messages [begin, end) of `batch` and appends them to the other side; records the
+// copies that got a uid (and, with `erase_intent`, drops the intent in the same commit).
+// A tagged NO leaves the mailbox going (the caller decides); anything else fails it.
+run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const copy_message*>& batch,
+                                    std::size_t begin, std::size_t end, std::uint64_t intent_seq,
+                                    bool erase_intent) {
+    const auto& first = *batch[begin];
+    const side from = first.from;
+    const side to = opposite(from);
+    std::vector<mail::uid> uids;
+    std::unordered_map<mail::uid, std::size_t> position;
+    for (std::size_t i = begin; i < end; ++i) {
+        uids.push_back(batch[i]->uid);
+        position[batch[i]->uid] = i;
+    }
+    std::vector<store::outgoing_message> outgoing;
+    std::vector<const copy_message*> sent;
+    auto deliver = [&](mail::uid uid, store::message_body&& body) -> result<void> {
+        auto it = position.find(uid);
+        if (it == position.end()) return {};
+        const auto* a = batch[it->second];
+        store::outgoing_message m;
+        m.flags = a->flags;
+        if (const auto* info = w.info(from, uid)) m.internal_date = info->internal_date;
+        m.body = std::move(body);
+        outgoing.push_back(std::move(m));
+        sent.push_back(a);
+        return {};
+    };
+    auto fetched = st(from).fetch(first.mailbox, uids, deliver);
+    if (!fetched) {
+        fail(w, "FETCH of messages from", from, fetched.error());
+        return append_outcome::failed;
+    }
+    std::uint64_t sent_bytes = 0;
+    for (const auto& m : outgoing) sent_bytes += m.body.size;
+    auto new_uids = st(to).append(first.mailbox, std::move(outgoing));
+    if (!new_uids) {
+        // Only a tagged NO refuses the messages and leaves the session usable (RFC 3501
+        // 6.3.11; RFC 3502: nothing of a refused MULTIAPPEND is kept). BAD, BYE, a lost
+        // connection or a timeout stop the mailbox.
+        if (new_uids.error() == errc::command_failed) return append_outcome::refused;
+        fail(w, "APPEND of messages to", to, new_uids.error());
+        return append_outcome::failed;
+    }
+    std::vector<pair_record> made;
+    made.reserve(sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        pair_record r = sent[i]->new_record;
+        r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
+        // Without the new uid (no UIDPLUS and not found again), record nothing: the
+        // next run pairs the two copies by content key instead of copying again.
+        if (r.uid[to] != 0) {
+            w.made_max[to] = std::max(w.made_max[to], r.uid[to]);
+            made.push_back(std::move(r));
+        }
+    }
+    defer(w,
+          [this, mailbox = first.mailbox, made = std::move(made), intent_seq,
+           erase_intent](journal::lmdb::write_txn& t) -> result<void> {
+              for (const auto& r : made)
+                  if (auto res = apply_record_change(t, mailbox, std::nullopt, r); !res) return res;
+              if (erase_intent)
+                  if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
+              return {};
+          });
+    w.report->done.copied[to] += sent.size();
+    w.report->done.bytes[to] += sent_bytes;
+    return append_outcome::done;
+}
+
+// Whether a refused APPEND of several messages added none of them: the store may have sent
+// them in several commands (chunks, or one APPEND each without MULTIAPPEND), and those
+// before the refused one stay. Nothing landed if the UIDNEXT is still the one found before
+// the run or just past this run's own copies; anything else (a delivery meanwhile, a copy
+// without a known uid) counts as landed, and the intent's recovery sorts it out next run.
+bool run::nothing_landed(mailbox_work& w, side on) {
+    auto now = st(on).status(w.name);
+    if (!now || now->uidnext == 0) return false;
+    mail::uid expected = w.made_max[on] + 1;
+    if (w.status[on]) expected = std::max(expected, w.status[on]->uidnext);
+    // What landed now is left to this batch's intent: later batches compare with this.
+    w.made_max[on] = std::max(w.made_max[on], now->uidnext - 1);
+    return now->uidnext <= expected;
+}
+
+void run::refuse(mailbox_work& w, const copy_message& m) {
+    const side to = opposite(m.from);
+    std::ostringstream text;
+    text << "copying message uid " << m.uid << " (" << m.size << " bytes) of " << w.name << " from "
+         << st(m.from).describe() << " to " << st(to).describe() << " was refused: ";
+    const auto& detail = st(to).last_error();
+    text << (detail.empty() ? std::string("the server said NO") : detail);
+    log_.error(text.str());
+    w.refused = true;
+    if (!w.report->failed) {
+        w.report->failed = true;
+        w.report->error = text.str();
+    }
+}
+
 void run::do_copy(const std::vector<const copy_message*>& batch) {
     const auto& first = *batch.front();
     auto* w = work_for(first.mailbox);
     if (!w || w->failed || job_.dry_run) return;
-    const side from = first.from;
-    const side to = opposite(from);
+    const side to = opposite(first.from);
+    if (w->gave_up[to]) return;
 
     progress prog;
     prog.mailbox = first.mailbox;
     prog.messages_total = batch.size();
     for (const auto* a : batch) prog.bytes_total += a->size;
 
+    // Refusals of single messages in a row with the same words, before any single one went
+    // through: a server that refuses everything (OVERQUOTA, RFC 5530) is not asked 500 times.
+    constexpr std::size_t refusals_to_give_up = 3;
+    std::size_t same_refusals = 0;
+    std::string last_refusal;
+    bool single_went_through = false;
+    bool given_up = false;
+    auto single_refused = [&](const copy_message& m) {
+        refuse(*w, m);
+        const std::string words(steady_words(st(to).last_error()));
+        same_refusals = same_refusals > 0 && words == last_refusal ? same_refusals + 1 : 1;
+        last_refusal = words;
+        if (!single_went_through && same_refusals >= refusals_to_give_up) {
+            given_up = true;
+            w->gave_up[to] = true;
+            log_.error("giving up copying to " + st(to).describe() + " in " + w->name + " after " +
+                       std::to_string(same_refusals) + " refusals in a row");
+        }
+    };
+
     std::size_t next = 0;
-    while (next < batch.size() && !w->failed) {
+    while (next < batch.size() && !w->failed && !given_up) {
         // One batch: up to copy_batch_messages messages or copy_batch_bytes bytes.
         std::size_t end = next;
         std::uint64_t bytes = 0;
@@ -524,12 +673,6 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
                (end == next || bytes + batch[end]->size <= copy_batch_bytes)) {
             bytes += batch[end]->size;
             ++end;
-        }
-        std::vector<mail::uid> uids;
-        std::unordered_map<mail::uid, std::size_t> position;
-        for (std::size_t i = next; i < end; ++i) {
-            uids.push_back(batch[i]->uid);
-            position[batch[i]->uid] = i;
         }
         // The intent is durable before the other store changes (DESIGN.md, crash safety):
         // committed with the writes that waited, it goes in the commit that records the
@@ -547,46 +690,58 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
             return {};
         });
         if (!recorded) return;
-        std::vector<store::outgoing_message> outgoing;
-        std::vector<const copy_message*> sent;
-        auto fetched = st(from).fetch(
-            first.mailbox, uids, [&](mail::uid uid, store::message_body&& body) -> result<void> {
-                auto it = position.find(uid);
-                if (it == position.end()) return {};
-                const auto* a = batch[it->second];
-                store::outgoing_message m;
-                m.flags = a->flags;
-                if (const auto* info = w->info(from, uid)) m.internal_date = info->internal_date;
-                m.body = std::move(body);
-                outgoing.push_back(std::move(m));
-                sent.push_back(a);
+        auto outcome = copy_range(*w, batch, next, end, intent_seq, true);
+        if (outcome == append_outcome::failed) return;
+        if (outcome == append_outcome::refused) {
+            if (end - next == 1) {
+                single_refused(*batch[next]);
+            } else {
+                // One message may spoil the batch (a zero-byte file, one over the server's
+                // size limit): each one alone, fetched again (the bodies sent are gone),
+                // under the same intent, which stays durable until the last of them.
+                const std::string batch_error = st(to).last_error();
+                if (!nothing_landed(*w, to)) {
+                    // Part of the batch may be there without its uids: the intent stays, and
+                    // the next run, which lists the pair in full, pairs what landed by
+                    // content key and copies the rest. Later batches go on meanwhile.
+                    std::string text = "APPEND of messages to " + w->name + " on " +
+                                       st(to).describe() + " failed: " + batch_error;
+                    log_.error(text);
+                    w->refused = true;
+                    if (!w->report->failed) {
+                        w->report->failed = true;
+                        w->report->error = text;
+                    }
+                    prog.messages_done += end - next;
+                    prog.bytes_done += bytes;
+                    if (on_progress_) on_progress_(prog);
+                    next = end;
+                    continue;
+                }
+                log_.warning(w->name + ": " + st(to).describe() + " refused a batch of " +
+                             std::to_string(end - next) + " messages (" + batch_error +
+                             "): copying them one at a time");
+                for (std::size_t i = next; i < end && !given_up; ++i) {
+                    auto one = copy_range(*w, batch, i, i + 1, intent_seq, false);
+                    if (one == append_outcome::failed) return;
+                    if (one == append_outcome::refused) {
+                        single_refused(*batch[i]);
+                    } else {
+                        single_went_through = true;
+                        same_refusals = 0;
+                    }
+                }
+            }
+            // Whatever was refused is not on the other side: the intent has nothing to
+            // resolve once the copies that went through are recorded.
+            defer(*w, [this, intent_seq](journal::lmdb::write_txn& t) -> result<void> {
+                if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
                 return {};
             });
-        if (!fetched) return fail(*w, "FETCH of messages from", from, fetched.error());
-        std::uint64_t sent_bytes = 0;
-        for (const auto& m : outgoing) sent_bytes += m.body.size;
-        auto new_uids = st(to).append(first.mailbox, std::move(outgoing));
-        if (!new_uids) return fail(*w, "APPEND of messages to", to, new_uids.error());
-        std::vector<pair_record> made;
-        made.reserve(sent.size());
-        for (std::size_t i = 0; i < sent.size(); ++i) {
-            pair_record r = sent[i]->new_record;
-            r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
-            // Without the new uid (no UIDPLUS and not found again), record nothing: the
-            // next run pairs the two copies by content key instead of copying again.
-            if (r.uid[to] != 0) made.push_back(std::move(r));
+        } else if (end - next == 1) {
+            single_went_through = true;
+            same_refusals = 0;
         }
-        defer(*w,
-              [this, mailbox = first.mailbox, made = std::move(made),
-               intent_seq](journal::lmdb::write_txn& t) -> result<void> {
-                  for (const auto& r : made)
-                      if (auto res = apply_record_change(t, mailbox, std::nullopt, r); !res)
-                          return res;
-                  if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
-                  return {};
-              });
-        w->report->done.copied[to] += sent.size();
-        w->report->done.bytes[to] += sent_bytes;
         prog.messages_done += end - next;
         prog.bytes_done += bytes;
         if (on_progress_) on_progress_(prog);
@@ -624,6 +779,7 @@ void run::do_move(const std::vector<const move_message*>& batch) {
         const auto* a = batch[i];
         made[i] = a->new_record;
         made[i].uid[a->on] = i < moved->size() ? (*moved)[i] : 0;
+        to_w->made_max[a->on] = std::max(to_w->made_max[a->on], made[i].uid[a->on]);
         if (made[i].uid[a->on] != 0 && (!a->add.empty() || !a->remove.empty()))
             flag_changes.push_back({made[i].uid[a->on], a->add, a->remove});
     }
@@ -750,7 +906,7 @@ void run::commit_states() {
             auto state = journal_.open_pair(t, job_.name, name);
             if (!state) return state.error();
             journal::pair_state next = *state;
-            if (w.failed) {
+            if (w.failed || w.refused) {
                 next.status = journal::pair_status::error;
                 next.error = w.report->error;
             } else {
