@@ -84,12 +84,6 @@ std::optional<std::string> server_name(std::string_view canonical, std::optional
     return out;
 }
 
-std::string content_key(const std::optional<std::string>& message_id, std::uint64_t size,
-                        std::int64_t internal_date) {
-    if (message_id) return *message_id + "/" + std::to_string(size);
-    return "nomsgid/" + std::to_string(size) + "/" + std::to_string(internal_date);
-}
-
 std::string special_use(const std::vector<std::string>& attributes) {
     static constexpr std::string_view uses[] = {"\\All",  "\\Archive", "\\Drafts", "\\Flagged",
                                                 "\\Junk", "\\Sent",    "\\Trash"};
@@ -143,7 +137,8 @@ using client::completion;
 constexpr std::size_t max_set_bytes = 8000;     // RFC 7162 4: keep command lines short
 constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids set is left out
 constexpr std::size_t header_window = 64 * 1024;
-const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]";
+// The fields of maildir::identify_header: Message-ID and those of header_digest.
+const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
 std::string in_quotes(std::string_view name) {
     return "\"" + std::string(name) + "\"";
@@ -329,11 +324,11 @@ struct collector {
                 m.identity = std::to_string(*f.x_gm_msgid);
             else if (f.x_guid)
                 m.identity = std::move(*f.x_guid);
-            std::optional<std::string> id;
+            maildir::header_identity id = maildir::identify_header({});
             for (auto& b : f.bodies)
                 if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
-                    id = maildir::find_message_id(b.data);
-            m.content_key = detail::content_key(id, m.size, m.internal_date);
+                    id = maildir::identify_header(b.data);
+            m.content_key = maildir::content_key(id, m.size, m.internal_date);
             marks[i] |= full;
         }
     }

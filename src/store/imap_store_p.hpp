@@ -25,11 +25,6 @@ std::optional<std::string> canonical_name(std::string_view server_name,
 // there is a '/' and the server has no hierarchy.
 std::optional<std::string> server_name(std::string_view canonical, std::optional<char> delimiter);
 
-// "<Message-ID>/<size>" with the Message-ID as found (trimmed, unfolded), or
-// "nomsgid/<size>/<internal date>" without one.
-std::string content_key(const std::optional<std::string>& message_id, std::uint64_t size,
-                        std::int64_t internal_date);
-
 // The RFC 6154 use of a mailbox from its LIST attributes ("\\Sent"), or empty.
 std::string special_use(const std::vector<std::string>& attributes);
 

@@ -450,15 +450,12 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         m.internal_date = e.mtime;
         m.identity = e.base;
         if (all_keys || fresh[i]) {
-            auto id = f.message_id(e);
+            auto id = f.identify(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
             // A file gone since the scan has no key; the next scan sees it gone.
-            // The same key the IMAP store makes, so that the two sides pair: Message-ID and
-            // size, else size and date (the date is copied to the other side exactly).
-            if (*id)
-                m.content_key = **id + "/" + std::to_string(e.size);
-            else
-                m.content_key = "nomsgid/" + std::to_string(e.size) + "/" + std::to_string(e.mtime);
+            // The same key the IMAP store makes, so that the two sides pair (the date is
+            // copied to the other side exactly).
+            if (*id) m.content_key = maildir::content_key(**id, e.size, e.mtime);
         }
         out.messages.push_back(std::move(m));
     }

@@ -110,6 +110,8 @@ class folder;
 // Deliveries whose fsyncs are grouped: add() writes each message to tmp/ without fsync;
 // commit() fsyncs the files, renames them all into cur/ and fsyncs cur/ once. A batch that
 // is destroyed before commit() removes its temporary files.
+struct header_identity;
+
 class delivery_batch {
   public:
     explicit delivery_batch(folder& f) : folder_(&f) {}
@@ -219,6 +221,9 @@ class folder {
     // The same for an entry of a scan, read from its file, found again by its base name if
     // it was renamed since.
     result<std::optional<std::string>> message_id(const entry& e);
+    // What the header of an entry's file says of the message's identity (first 64 KB);
+    // nullopt if the message is gone.
+    result<std::optional<header_identity>> identify(const entry& e);
 
     // Flag renames, removals and moves are not fsynced one by one (a rename is durable only
     // once its directory is): call sync() before recording them as done in the journal; it
@@ -248,6 +253,7 @@ class folder {
     result<std::optional<location>> locate(std::string_view base, bool fresh);
     result<void> relist();
     result<std::optional<std::string>> read_message_id(message_file&& m);
+    result<std::string> read_head(message_file&& m);
     std::filesystem::path file_path(const location& l) const;
     error_code fail(std::string_view what, const std::filesystem::path& p, const error_code& ec);
     error_code fail_errno(std::string_view what, const std::filesystem::path& p, int e);
@@ -272,5 +278,23 @@ class folder {
 // white space around it trimmed. The header ends at the first empty line or the end of
 // `header`. Field names match case-insensitively.
 std::optional<std::string> find_message_id(std::string_view header);
+
+// A digest of the header fields that tell two messages apart when they share a Message-ID
+// and a size, or have neither Message-ID nor anything else: Date, From, To, Cc and Subject,
+// the first of each, unfolded, without CR, runs of white space made one space, trimmed;
+// FNV-1a 64 in 16 hex digits. The same for the whole header and for an IMAP
+// `BODY[HEADER.FIELDS (...)]` of those fields (their order does not matter).
+std::string header_digest(std::string_view header);
+
+struct header_identity {
+    std::optional<std::string> message_id;
+    std::string digest;  // header_digest
+};
+header_identity identify_header(std::string_view header);
+
+// The content key both stores give a message, so that the same mail new on both sides
+// pairs (first sync of stores that already hold it; a copy whose journal commit was lost):
+// "<Message-ID>/<size>/<digest>", or "nomsgid/<size>/<date>/<digest>" without one.
+std::string content_key(const header_identity& h, std::uint64_t size, std::int64_t date);
 
 }  // namespace tandem::maildir

@@ -41,11 +41,6 @@ TEST(imap_store_names, server_from_canonical) {
         EXPECT_EQ(canonical_name(*server_name(n, '.'), '.'), n);
 }
 
-TEST(imap_store_keys, content_key) {
-    EXPECT_EQ(content_key(std::string("<a@b>"), 1234, 99), "<a@b>/1234");
-    EXPECT_EQ(content_key(std::nullopt, 1234, 1709630430), "nomsgid/1234/1709630430");
-}
-
 TEST(imap_store_keys, special_use) {
     EXPECT_EQ(special_use({"\\HasNoChildren", "\\sent"}), "\\Sent");
     EXPECT_EQ(special_use({"\\Trash"}), "\\Trash");
