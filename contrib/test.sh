@@ -1,12 +1,14 @@
 #!/bin/bash
 # Installs the dependencies, builds tandem with -Werror and runs every test: the fuzz
 # targets over their corpora (then briefly fuzzed), the unit tests, the tests against real
-# Dovecot instances they start themselves, the packaging checks and the benchmark's smoke run.
+# Dovecot instances they start themselves, the packaging checks and the benchmark's smoke
+# run; then builds everything again with AddressSanitizer and UndefinedBehaviorSanitizer
+# (build-asan/) and runs the unit and Dovecot tests there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 contrib/setup-debian.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON
 cmake --build build -j2
 contrib/fuzz.sh
-cd build
-ctest --output-on-failure -j2 --timeout 600
+(cd build && ctest --output-on-failure -j2 --timeout 600)
+contrib/sanitize.sh
