@@ -47,6 +47,7 @@ bool check_imap(const config::imap_store& s, const log::logger& log) {
         tc.tls = ep->tls;
         tc.ca_file = ep->ca_file;
         tc.fingerprint = ep->fingerprint;
+        tc.verify = ep->tls_verify;
         tc.connect_timeout = ep->connect_timeout;
         tc.read_timeout = ep->read_timeout;
         net::failure why;
