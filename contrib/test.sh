@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 contrib/setup-debian.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON
 cmake --build build -j2
-contrib/fuzz.sh
+# Each target over its whole corpus, then 10 s of fuzzing (FUZZ_TIME=3600 for a long run).
+FUZZ_TIME=${FUZZ_TIME:-10} contrib/fuzz.sh
 (cd build && ctest --output-on-failure -j2 --timeout 600)
 contrib/sanitize.sh
