@@ -130,7 +130,9 @@ void maildir_watcher(const config::maildir_store cfg, const log::logger& log, tr
         pollfd p{fd, POLLIN, 0};
         int n = ::poll(&p, 1, 1000);
         if (n <= 0) {
-            if (!watching) watching = add_all();
+            // A change made between the root's creation (by the first pass) and these
+            // watches raised no event: one more pass picks it up.
+            if (!watching && (watching = add_all())) t.fire(cfg.path.string() + " appeared");
             continue;
         }
         bool any = false;

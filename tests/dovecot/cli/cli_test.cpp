@@ -326,6 +326,22 @@ TEST(cli, watch_propagates_changes_within_ten_seconds) {
     EXPECT_TRUE(watch.running()) << watch.output();
 }
 
+// The first pass creates the Maildir root, so inotify can only watch it afterwards: a
+// change made in that window raised no event and still has to reach the server (a CI run
+// lost one when the IDLE leg above happened to be fast).
+TEST(cli, watch_sees_a_maildir_change_made_as_its_first_pass_ends) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().add_new("INBOX", "first");
+    auto* md = c.b_maildir();
+    background_tandem watch({"watch", "--config", c.w.config_path().string()});
+    ASSERT_TRUE(eventually([&] { return flags_of(md->snapshot(), "INBOX", "first") == ""; }, 20s))
+        << watch.output();
+    md->set_flags("INBOX", "first", {"\\Answered"}, {});
+    EXPECT_TRUE(eventually(
+        [&] { return flags_of(c.a().snapshot(), "INBOX", "first") == "\\Answered"; }, 10s))
+        << watch.output();
+}
+
 // The network goes away under `watch` (the tunnel refuses to start and running sessions are
 // cut), then comes back: watch reconnects and syncs what arrived meanwhile.
 TEST(cli, watch_recovers_after_a_network_outage) {
