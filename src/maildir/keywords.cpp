@@ -5,6 +5,7 @@
 #include "tandem/maildir/filename.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,6 +120,26 @@ std::size_t keyword_file::size() const {
         std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return !s.empty(); }));
 }
 
+// A lock file that no live process holds and that has not changed for stale_after was left
+// by a writer that died: tandem's writers hold an flock() on their lock file, which a kill
+// releases; Dovecot's replace the file within milliseconds. Returns whether the lock is gone.
+bool keyword_file::break_if_stale(const std::filesystem::path& lock_path) const {
+    struct stat st {};
+    if (::stat(lock_path.c_str(), &st) != 0) return errno == ENOENT;
+    auto age = sys::now_ns() - sys::to_ns(st.st_mtim);
+    if (age <= std::chrono::duration_cast<std::chrono::nanoseconds>(options_.stale_after).count())
+        return false;
+    sys::fd probe(::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!probe) return errno == ENOENT;
+    if (::flock(probe.get(), LOCK_EX | LOCK_NB) != 0) return false;  // a live writer
+    // Holding the flock, remove the file only if it is still the one we judged: another
+    // process may have broken it and taken a new lock meanwhile.
+    struct stat now {};
+    if (::fstat(probe.get(), &now) != 0 || ::stat(lock_path.c_str(), &st) != 0) return false;
+    if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) return false;
+    return ::unlink(lock_path.c_str()) == 0 || errno == ENOENT;
+}
+
 result<std::vector<std::string>> keyword_file::assign(std::span<const std::string> keywords) {
     auto missing = [&](const std::array<std::string, max_keywords>& slots) {
         std::vector<std::string> out;
@@ -145,20 +166,17 @@ result<std::vector<std::string>> keyword_file::assign(std::span<const std::strin
     sys::fd lock;
     for (;;) {
         lock = sys::fd(::open(lock_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (lock) break;
+        if (lock) {
+            // Marks the lock as held by a live process (see break_if_stale); a kill releases it.
+            ::flock(lock.get(), LOCK_EX);
+            break;
+        }
         if (errno != EEXIST) {
             auto ec = sys::from_errno(errno);
             last_error_ = sys::describe("create", lock_path, ec);
             return ec;
         }
-        struct stat st {};
-        if (::stat(lock_path.c_str(), &st) == 0 &&
-            sys::now_ns() - sys::to_ns(st.st_mtim) >
-                std::chrono::duration_cast<std::chrono::nanoseconds>(options_.stale_after)
-                    .count()) {
-            ::unlink(lock_path.c_str());  // left by a crash; a live writer holds it briefly
-            continue;
-        }
+        if (break_if_stale(lock_path)) continue;
         if (std::chrono::steady_clock::now() >= deadline) {
             last_error_ = "lock " + lock_path.string() + ": held by another process";
             return errc::timeout;

@@ -29,10 +29,11 @@ struct encoded_flags {
 };
 
 struct keyword_options {
-    // How long assign() waits for another writer's lock, and the age at which a lock is taken
-    // to be left over by a crash and removed.
-    std::chrono::milliseconds lock_wait{5000};
-    std::chrono::seconds stale_after{30};
+    // How long assign() waits for another writer's lock, and the age at which a lock that no
+    // live process holds is taken to be left over by a killed writer and removed (a killed
+    // tandem's lock must not fail the next run's folder; Dovecot writes within milliseconds).
+    std::chrono::milliseconds lock_wait{10000};
+    std::chrono::milliseconds stale_after{5000};
 };
 
 class keyword_file {
@@ -69,6 +70,7 @@ class keyword_file {
     const std::string& last_error() const { return last_error_; }
 
   private:
+    bool break_if_stale(const std::filesystem::path& lock_path) const;
     keyword_file(std::filesystem::path folder, keyword_options options)
         : folder_(std::move(folder)), options_(options) {}
     result<void> read_into(std::array<std::string, max_keywords>& slots);

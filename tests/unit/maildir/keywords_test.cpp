@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <set>
@@ -168,8 +172,9 @@ TEST(maildir_keywords, held_lock_times_out_and_stale_lock_is_broken) {
     tandem::test::temp_dir dir;
     keyword_options quick;
     quick.lock_wait = std::chrono::milliseconds(50);
-    quick.stale_after = std::chrono::seconds(30);
-    spit(dir / "dovecot-keywords.lock", "");
+    quick.stale_after = std::chrono::seconds(5);
+    auto lock = dir / "dovecot-keywords.lock";
+    spit(lock, "");
     auto k = keyword_file::load(dir.path(), quick);
     ASSERT_TRUE(k);
     std::vector<std::string> kw{"X"};
@@ -177,13 +182,55 @@ TEST(maildir_keywords, held_lock_times_out_and_stale_lock_is_broken) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), tandem::errc::timeout);
     EXPECT_NE(k->last_error().find("dovecot-keywords.lock"), std::string::npos);
-    EXPECT_TRUE(std::filesystem::exists(dir / "dovecot-keywords.lock"));  // not ours to remove
+    EXPECT_TRUE(std::filesystem::exists(lock));  // young: another writer's, not ours to remove
 
-    // The same lock, an hour old: left by a crash.
+    // An hour old, but a live process holds it (tandem's writers flock their lock): kept.
     struct timespec old[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
-    ASSERT_EQ(::utimensat(AT_FDCWD, (dir / "dovecot-keywords.lock").c_str(), old, 0), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, lock.c_str(), old, 0), 0);
+    {
+        int holder = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(holder, 0);
+        ASSERT_EQ(::flock(holder, LOCK_EX), 0);
+        EXPECT_FALSE(k->assign(kw));
+        EXPECT_TRUE(std::filesystem::exists(lock));
+        ::close(holder);
+    }
+
+    // Held by no one and older than stale_after: left by a killed writer, removed.
     auto r2 = k->assign(kw);
     ASSERT_TRUE(r2) << k->last_error();
     EXPECT_EQ(k->letter_of("X"), 'a');
-    EXPECT_FALSE(std::filesystem::exists(dir / "dovecot-keywords.lock"));
+    EXPECT_FALSE(std::filesystem::exists(lock));
+}
+
+// A writer killed while it held the lock: the next run waits stale_after at most.
+TEST(maildir_keywords, a_lock_left_by_a_killed_writer_is_broken_after_stale_after) {
+    tandem::test::temp_dir dir;
+    keyword_options opts;
+    opts.lock_wait = std::chrono::seconds(10);
+    opts.stale_after = std::chrono::milliseconds(300);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        auto k = keyword_file::load(dir.path(), opts);
+        int fd = ::open((dir / "dovecot-keywords.lock").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (!k || fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
+        ::pause();  // killed while holding it
+    }
+    for (int i = 0; i < 200 && !std::filesystem::exists(dir / "dovecot-keywords.lock"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto k = keyword_file::load(dir.path(), opts);
+    ASSERT_TRUE(k);
+    std::vector<std::string> kw{"Y"};
+    opts.lock_wait = std::chrono::milliseconds(600);
+    auto held = keyword_file::load(dir.path(), opts);
+    ASSERT_TRUE(held);
+    EXPECT_FALSE(held->assign(kw)) << "the live holder's lock was broken";
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = k->assign(kw);
+    ASSERT_TRUE(r) << k->last_error();
+    EXPECT_EQ(k->letter_of("Y"), 'a');
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
