@@ -25,6 +25,10 @@ cmake --build "$build" -j"$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# The longest tests first (timings from an earlier run; see contrib/test.sh).
+mkdir -p "$build/Testing/Temporary"
+[ -f "$build/Testing/Temporary/CTestCostData.txt" ] ||
+    cp tests/ctest-cost-data.txt "$build/Testing/Temporary/CTestCostData.txt"
 cd "$build"
 if [ $# -gt 0 ]; then
     ctest --output-on-failure -j"$jobs" --timeout 1200 "$@"

@@ -87,7 +87,7 @@ std::string body(int n, std::size_t size) {
     return b;
 }
 
-void put(side& s, const std::string& mailbox, const std::string& message,
+void put_message(side& s, const std::string& mailbox, const std::string& message,
          const std::vector<std::string>& flags) {
     s.add(mailbox, message, flags, std::nullopt);
 }
@@ -96,11 +96,11 @@ void put(side& s, const std::string& mailbox, const std::string& message,
 void fill(proxied_channel& c) {
     c.a().create("Archive");
     for (int i = 0; i < 10; ++i)
-        put(c.a(), i < 7 ? "INBOX" : "Archive",
+        put_message(c.a(), i < 7 ? "INBOX" : "Archive",
             test::make_message("a" + std::to_string(i), body(i, i % 3 == 0 ? 30000 : 500)),
             i % 2 ? std::vector<std::string>{"\\Seen"} : std::vector<std::string>{});
     for (int i = 0; i < 4; ++i)
-        put(c.b(), "INBOX", test::make_message("b" + std::to_string(i), body(i, 8000)),
+        put_message(c.b(), "INBOX", test::make_message("b" + std::to_string(i), body(i, 8000)),
             {"\\Flagged"});
 }
 
@@ -171,8 +171,8 @@ TEST_P(network, a_cut_during_an_incremental_sync_then_a_clean_run_applies_every_
     const bool with_moves = false;
     auto change = [&](int k) {
         auto n = std::to_string(k);
-        put(c.a(), "INBOX", test::make_message("na" + n, body(k, 6000)), {"\\Seen"});
-        put(c.b(), "INBOX", test::make_message("nb" + n, body(k, 6000)), {});
+        put_message(c.a(), "INBOX", test::make_message("na" + n, body(k, 6000)), {"\\Seen"});
+        put_message(c.b(), "INBOX", test::make_message("nb" + n, body(k, 6000)), {});
         c.a().set_flags("INBOX", k == 0 ? "a1" : "na" + std::to_string(k - 1), {"\\Answered"}, {});
         c.b().set_flags("INBOX", k == 0 ? "b0" : "nb" + std::to_string(k - 1), {"\\Seen"}, {});
         if (with_moves)

@@ -13,7 +13,7 @@ using tandem::e2e::hostile::key;
 namespace tandem::e2e {
 namespace {
 
-const channel_kind kinds[] = {
+const channel_kind pairing_kinds[] = {
     {"maildir", false, layout::verbatim, transport::plain},
     {"imap_imap", true, layout::verbatim, transport::plain},
 };
@@ -59,7 +59,7 @@ TEST_P(hostile_pairing, one_message_id_same_size_different_bytes_are_two_message
 // message"). The run says so, naming the mailbox; the other messages sync all the same, and
 // the next run neither loses the file nor duplicates anything.
 TEST(hostile_refused_maildir, zero_byte_file_does_not_hold_back_the_other_messages_of_its_mailbox) {
-    channel_under_test c(shared_server(), kinds[0]);  // maildir
+    channel_under_test c(shared_server(), pairing_kinds[0]);  // maildir
     c.b().create("Empty");
     c.b().add("Empty", "", {"\\Seen"}, 1650000000);
     c.b().add("Empty", "x", {}, 1650000100);
@@ -78,7 +78,7 @@ TEST(hostile_refused_maildir, zero_byte_file_does_not_hold_back_the_other_messag
     EXPECT_EQ(maildir_files(c.w.maildir()), files);
 }
 
-INSTANTIATE_TEST_SUITE_P(kinds, hostile_pairing, ::testing::ValuesIn(kinds), kind_name);
+INSTANTIATE_TEST_SUITE_P(kinds, hostile_pairing, ::testing::ValuesIn(pairing_kinds), kind_name);
 
 }  // namespace
 }  // namespace tandem::e2e

@@ -11,7 +11,7 @@
 namespace tandem::e2e {
 namespace {
 
-const channel_kind both_kinds[] = {
+const channel_kind robust_kinds[] = {
     {"maildir", false, layout::verbatim, transport::plain},
     {"imap_imap", true, layout::verbatim, transport::plain},
 };
@@ -303,7 +303,7 @@ TEST_P(robust, mass_removal_guard_stops_a_sync_against_an_emptied_side) {
 // An unmounted Maildir under a channel that may remove folders on the server: the folders
 // look deleted on the Maildir side, but nothing may go on the server.
 TEST(robust_maildir, unmounted_maildir_removes_nothing_even_where_removal_is_allowed) {
-    channel_under_test c(shared_server(), both_kinds[0], "remove = both\n");
+    channel_under_test c(shared_server(), robust_kinds[0], "remove = both\n");
     c.a().create("Work");
     for (int i = 0; i < 6; ++i) c.a().add_new("INBOX", "m" + std::to_string(i));
     for (int i = 0; i < 3; ++i) c.a().add_new("Work", "w" + std::to_string(i));
@@ -320,7 +320,7 @@ TEST(robust_maildir, unmounted_maildir_removes_nothing_even_where_removal_is_all
     EXPECT_FALSE(fs::exists(root));
 }
 
-INSTANTIATE_TEST_SUITE_P(e2e, robust, ::testing::ValuesIn(both_kinds), kind_name);
+INSTANTIATE_TEST_SUITE_P(e2e, robust, ::testing::ValuesIn(robust_kinds), kind_name);
 
 }  // namespace
 }  // namespace tandem::e2e

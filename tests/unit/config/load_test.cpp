@@ -11,7 +11,7 @@
 namespace tandem::config {
 namespace {
 
-environment fake_env() {
+environment load_env() {
     return [](std::string_view name) -> std::optional<std::string> {
         static const std::map<std::string, std::string, std::less<>> vars{
             {"HOME", "/home/me"}, {"MAILROOT", "/srv/mail"}};
@@ -22,7 +22,7 @@ environment fake_env() {
 }
 
 result<configuration> from(std::string_view text) {
-    return parse(text, "/etc/tandem/tandem.conf", fake_env());
+    return parse(text, "/etc/tandem/tandem.conf", load_env());
 }
 
 configuration good(std::string_view text) {
@@ -467,14 +467,14 @@ TEST(load_file, reads_and_reports_the_path) {
     test::temp_dir dir;
     const auto path = dir / "tandem.conf";
     std::ofstream(path) << "[store.m]\ntype = maildir\npath = mail\nhots = x\n";
-    auto r = load(path, fake_env());
+    auto r = load(path, load_env());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().message(), path.string() + ":4: unknown key \"hots\" in [store.m]");
     std::ofstream(path) << "[store.m]\ntype = maildir\npath = mail\n";
-    auto ok = load(path, fake_env());
+    auto ok = load(path, load_env());
     ASSERT_TRUE(ok) << ok.error().message();
     EXPECT_EQ(std::get<maildir_store>(ok->stores[0]).path, dir.path() / "mail");
-    auto missing = load(dir / "nope.conf", fake_env());
+    auto missing = load(dir / "nope.conf", load_env());
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.error().message().find("nope.conf: cannot read"), std::string::npos);
     EXPECT_THROW(missing.value(), std::runtime_error);

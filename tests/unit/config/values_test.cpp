@@ -8,7 +8,7 @@
 namespace tandem::config {
 namespace {
 
-environment fake_env(std::map<std::string, std::string> vars) {
+environment values_env(std::map<std::string, std::string> vars) {
     return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
         auto it = vars.find(std::string(name));
         if (it == vars.end()) return std::nullopt;
@@ -84,7 +84,7 @@ TEST(parse_bool, all_spellings) {
 }
 
 TEST(expand_path, tilde_and_variables) {
-    auto env = fake_env({{"HOME", "/home/me"}, {"XDG_DATA_HOME", "/data"}, {"EMPTY", ""}});
+    auto env = values_env({{"HOME", "/home/me"}, {"XDG_DATA_HOME", "/data"}, {"EMPTY", ""}});
     EXPECT_EQ(expand_path("~", env).value(), "/home/me");
     EXPECT_EQ(expand_path("~/Mail", env).value(), "/home/me/Mail");
     EXPECT_EQ(expand_path("$HOME/Mail", env).value(), "/home/me/Mail");
@@ -98,7 +98,7 @@ TEST(expand_path, tilde_and_variables) {
 }
 
 TEST(expand_path, errors) {
-    auto env = fake_env({{"HOME", "/home/me"}});
+    auto env = values_env({{"HOME", "/home/me"}});
     auto unset = expand_path("$XDG_DATA_HOME/mail", env);
     ASSERT_FALSE(unset);
     EXPECT_NE(unset.error().message().find("XDG_DATA_HOME"), std::string::npos);
@@ -109,15 +109,15 @@ TEST(expand_path, errors) {
 }
 
 TEST(default_paths, xdg_or_home) {
-    auto plain = fake_env({{"HOME", "/home/me"}});
+    auto plain = values_env({{"HOME", "/home/me"}});
     EXPECT_EQ(default_config_path(plain), "/home/me/.config/tandem/tandem.conf");
     EXPECT_EQ(default_state_dir(plain), "/home/me/.local/state/tandem");
     auto xdg =
-        fake_env({{"HOME", "/home/me"}, {"XDG_CONFIG_HOME", "/cfg"}, {"XDG_STATE_HOME", "/state"}});
+        values_env({{"HOME", "/home/me"}, {"XDG_CONFIG_HOME", "/cfg"}, {"XDG_STATE_HOME", "/state"}});
     EXPECT_EQ(default_config_path(xdg), "/cfg/tandem/tandem.conf");
     EXPECT_EQ(default_state_dir(xdg), "/state/tandem");
     // The XDG spec: a relative value is invalid and ignored.
-    auto relative = fake_env({{"HOME", "/home/me"}, {"XDG_CONFIG_HOME", "cfg"}});
+    auto relative = values_env({{"HOME", "/home/me"}, {"XDG_CONFIG_HOME", "cfg"}});
     EXPECT_EQ(default_config_path(relative), "/home/me/.config/tandem/tandem.conf");
 }
 

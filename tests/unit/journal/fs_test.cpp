@@ -18,7 +18,7 @@ using tandem::test::temp_dir;
 
 namespace {
 
-mode_t mode_of(const std::filesystem::path& p) {
+mode_t fs_mode_of(const std::filesystem::path& p) {
     struct stat st {};
     EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
     return st.st_mode & 07777;
@@ -37,8 +37,8 @@ TEST(fs, create_private_dir_makes_missing_parents_0700) {
     temp_dir dir;
     auto deep = dir / "a" / "b" / "c";
     ASSERT_TRUE(fs::create_private_dir(deep));
-    EXPECT_EQ(mode_of(dir / "a"), 0700u);
-    EXPECT_EQ(mode_of(deep), 0700u);
+    EXPECT_EQ(fs_mode_of(dir / "a"), 0700u);
+    EXPECT_EQ(fs_mode_of(deep), 0700u);
     ASSERT_TRUE(fs::create_private_dir(deep));  // existing: fine
     std::ofstream(dir / "file") << "x";
     auto r = fs::create_private_dir(dir / "file");
@@ -52,7 +52,7 @@ TEST(fs, create_exclusive_is_0600_even_under_a_lax_umask_and_refuses_existing) {
     auto fd = fs::create_exclusive(dir / "f");
     ::umask(old);
     ASSERT_TRUE(fd);
-    EXPECT_EQ(mode_of(dir / "f"), 0600u);
+    EXPECT_EQ(fs_mode_of(dir / "f"), 0600u);
     auto again = fs::create_exclusive(dir / "f");
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error(), std::errc::file_exists);
@@ -63,7 +63,7 @@ TEST(fs, write_file_atomic_replaces_content_and_leaves_no_temporary) {
     ASSERT_TRUE(fs::write_file_atomic(dir / "state", "one"));
     ASSERT_TRUE(fs::write_file_atomic(dir / "state", "two, longer"));
     EXPECT_EQ(slurp(dir / "state"), "two, longer");
-    EXPECT_EQ(mode_of(dir / "state"), 0600u);
+    EXPECT_EQ(fs_mode_of(dir / "state"), 0600u);
     int files = 0;
     for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
     EXPECT_EQ(files, 1);
@@ -85,7 +85,7 @@ TEST(fs, lock_file_records_holder_and_excludes_a_second_lock_in_the_same_process
     temp_dir dir;
     auto first = fs::lock_file::acquire(dir / "x.lock");
     ASSERT_TRUE(first) << first.error().message();
-    EXPECT_EQ(mode_of(dir / "x.lock"), 0600u);
+    EXPECT_EQ(fs_mode_of(dir / "x.lock"), 0600u);
     auto h = fs::lock_file::read_holder(dir / "x.lock");
     ASSERT_TRUE(h);
     EXPECT_EQ(h->pid, ::getpid());

@@ -45,7 +45,7 @@ struct lmdb_env : ::testing::Test {
     }
 };
 
-mode_t mode_of(const std::filesystem::path& p) {
+mode_t lmdb_mode_of(const std::filesystem::path& p) {
     struct stat st {};
     EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
     return st.st_mode & 07777;
@@ -133,16 +133,16 @@ TEST_F(lmdb_env, reopen_reads_back_and_files_are_private) {
     env = lmdb::env();  // close
     open();
     EXPECT_EQ(read("persist"), "yes");
-    EXPECT_EQ(mode_of(dir / "env"), 0700u);
-    EXPECT_EQ(mode_of(dir / "env" / "data.mdb"), 0600u);
-    EXPECT_EQ(mode_of(dir / "env" / "lock.mdb"), 0600u);
+    EXPECT_EQ(lmdb_mode_of(dir / "env"), 0700u);
+    EXPECT_EQ(lmdb_mode_of(dir / "env" / "data.mdb"), 0600u);
+    EXPECT_EQ(lmdb_mode_of(dir / "env" / "lock.mdb"), 0600u);
 }
 
 TEST_F(lmdb_env, single_file_mode) {
     auto e = lmdb::env::open(dir / "one.mdb", {.single_file = true});
     ASSERT_TRUE(e) << e.error().message();
     EXPECT_TRUE(std::filesystem::is_regular_file(dir / "one.mdb"));
-    EXPECT_EQ(mode_of(dir / "one.mdb"), 0600u);
+    EXPECT_EQ(lmdb_mode_of(dir / "one.mdb"), 0600u);
 }
 
 TEST_F(lmdb_env, error_names_the_failing_call) {

@@ -23,14 +23,14 @@ using tandem::mail::system_flag;
 
 namespace {
 
-std::string slurp(const std::filesystem::path& p) {
+std::string read_text(const std::filesystem::path& p) {
     std::ifstream in(p);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
 }
 
-void spit(const std::filesystem::path& p, std::string_view s) {
+void write_text(const std::filesystem::path& p, std::string_view s) {
     std::ofstream out(p);
     out << s;
 }
@@ -49,7 +49,7 @@ TEST(maildir_keywords, missing_file_is_empty_and_assign_creates_it) {
     EXPECT_EQ(k->letter_of("$Junk"), 'a');
     EXPECT_EQ(k->letter_of("NonJunk"), 'b');
     EXPECT_EQ(k->letter_of("$Forwarded"), std::nullopt);  // that one is 'P'
-    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 $Junk\n1 NonJunk\n");
+    EXPECT_EQ(read_text(dir / "dovecot-keywords"), "0 $Junk\n1 NonJunk\n");
     EXPECT_FALSE(std::filesystem::exists(dir / "dovecot-keywords.lock"));
     struct stat st {};
     ASSERT_EQ(::stat((dir / "dovecot-keywords").c_str(), &st), 0);
@@ -58,7 +58,7 @@ TEST(maildir_keywords, missing_file_is_empty_and_assign_creates_it) {
 
 TEST(maildir_keywords, reads_dovecot_file_with_gaps_and_junk_lines) {
     tandem::test::temp_dir dir;
-    spit(dir / "dovecot-keywords", "0 $Junk\n2 Work\nnot a line\n30 TooFar\n3 $Junk\n4\n");
+    write_text(dir / "dovecot-keywords", "0 $Junk\n2 Work\nnot a line\n30 TooFar\n3 $Junk\n4\n");
     auto k = keyword_file::load(dir.path());
     ASSERT_TRUE(k);
     EXPECT_EQ(k->size(), 2u);
@@ -71,12 +71,12 @@ TEST(maildir_keywords, reads_dovecot_file_with_gaps_and_junk_lines) {
     std::vector<std::string> kw{"Home"};
     ASSERT_TRUE(k->assign(kw));
     EXPECT_EQ(k->letter_of("Home"), 'b');
-    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 $Junk\n1 Home\n2 Work\n");
+    EXPECT_EQ(read_text(dir / "dovecot-keywords"), "0 $Junk\n1 Home\n2 Work\n");
 }
 
 TEST(maildir_keywords, encode_and_decode_flag_sets) {
     tandem::test::temp_dir dir;
-    spit(dir / "dovecot-keywords", "0 $Junk\n1 Work\n");
+    write_text(dir / "dovecot-keywords", "0 $Junk\n1 Work\n");
     auto k = keyword_file::load(dir.path());
     ASSERT_TRUE(k);
     flag_set f;
@@ -127,13 +127,13 @@ TEST(maildir_keywords, a_stale_view_does_not_clobber_another_writers_addition) {
     ASSERT_TRUE(b->assign(kb));  // b has not seen Alpha yet: it must read the file again
     EXPECT_EQ(b->letter_of("Alpha"), 'a');
     EXPECT_EQ(b->letter_of("Beta"), 'b');
-    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n");
+    EXPECT_EQ(read_text(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n");
     // If b's writer had added the same keyword meanwhile, a uses that letter.
     std::vector<std::string> kb2{"Gamma"};
     ASSERT_TRUE(b->assign(kb2));
     ASSERT_TRUE(a->assign(kb2));
     EXPECT_EQ(a->letter_of("Gamma"), 'c');
-    EXPECT_EQ(slurp(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n2 Gamma\n");
+    EXPECT_EQ(read_text(dir / "dovecot-keywords"), "0 Alpha\n1 Beta\n2 Gamma\n");
 }
 
 TEST(maildir_keywords, concurrent_writers_all_get_distinct_letters) {
@@ -174,7 +174,7 @@ TEST(maildir_keywords, held_lock_times_out_and_stale_lock_is_broken) {
     quick.lock_wait = std::chrono::milliseconds(50);
     quick.stale_after = std::chrono::seconds(5);
     auto lock = dir / "dovecot-keywords.lock";
-    spit(lock, "");
+    write_text(lock, "");
     auto k = keyword_file::load(dir.path(), quick);
     ASSERT_TRUE(k);
     std::vector<std::string> kw{"X"};

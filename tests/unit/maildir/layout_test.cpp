@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-folder_options quick() {
+folder_options quick_options() {
     folder_options o;
     o.settle = std::chrono::milliseconds(0);
     return o;
@@ -30,7 +30,7 @@ using names = std::vector<std::string>;
 
 TEST(maildir_layout, verbatim_maps_names_to_directories_and_back) {
     tandem::test::temp_dir d;
-    tree t(d / "mail", layout_kind::verbatim, quick());
+    tree t(d / "mail", layout_kind::verbatim, quick_options());
     EXPECT_EQ(t.path_of("INBOX").value(), d / "mail" / "INBOX");
     EXPECT_EQ(t.path_of("inbox").value(), d / "mail" / "INBOX");
     EXPECT_EQ(t.path_of("Lists/foo").value(), d / "mail" / "Lists" / "foo");
@@ -45,8 +45,8 @@ TEST(maildir_layout, verbatim_maps_names_to_directories_and_back) {
 
 TEST(maildir_layout, names_that_cannot_be_represented_are_refused_with_a_reason) {
     tandem::test::temp_dir d;
-    tree v(d / "v", layout_kind::verbatim, quick());
-    tree p(d / "p", layout_kind::maildirpp, quick());
+    tree v(d / "v", layout_kind::verbatim, quick_options());
+    tree p(d / "p", layout_kind::maildirpp, quick_options());
     for (auto* t : {&v, &p}) {
         for (const char* bad :
              {"", "/a", "a/", "a//b", "..", "a/../b", "a/.", "bad\x01", "\xff\xfe", "\xc0\xaf"}) {
@@ -73,7 +73,7 @@ TEST(maildir_layout, names_that_cannot_be_represented_are_refused_with_a_reason)
 
 TEST(maildir_layout, maildirpp_maps_names_with_dots_and_escapes) {
     tandem::test::temp_dir d;
-    tree t(d.path(), layout_kind::maildirpp, quick());
+    tree t(d.path(), layout_kind::maildirpp, quick_options());
     EXPECT_EQ(t.path_of("INBOX").value(), d.path());
     EXPECT_EQ(t.path_of("Sent").value(), d / ".Sent");
     EXPECT_EQ(t.path_of("Lists/foo").value(), d / ".Lists.foo");
@@ -91,7 +91,7 @@ TEST(maildir_layout, maildirpp_maps_names_with_dots_and_escapes) {
 
 TEST(maildir_layout, verbatim_create_list_remove) {
     tandem::test::temp_dir d;
-    tree t(d / "mail", layout_kind::verbatim, quick());
+    tree t(d / "mail", layout_kind::verbatim, quick_options());
     auto missing = t.create("INBOX");
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error(), tandem::errc::not_found);  // no root: maybe not mounted
@@ -139,7 +139,7 @@ TEST(maildir_layout, verbatim_create_list_remove) {
 
 TEST(maildir_layout, verbatim_rename_moves_children) {
     tandem::test::temp_dir d;
-    tree t(d.path(), layout_kind::verbatim, quick());
+    tree t(d.path(), layout_kind::verbatim, quick_options());
     ASSERT_TRUE(t.create("a"));
     ASSERT_TRUE(t.create("a/b"));
     ASSERT_TRUE(t.create("c"));
@@ -153,7 +153,7 @@ TEST(maildir_layout, verbatim_rename_moves_children) {
 
 TEST(maildir_layout, maildirpp_create_list_rename_remove) {
     tandem::test::temp_dir d;
-    tree t(d.path(), layout_kind::maildirpp, quick());
+    tree t(d.path(), layout_kind::maildirpp, quick_options());
     for (const char* n : {"INBOX", "Sent", "Lists/foo", "Lists/foo/sub", "v1.2", "日本語"})
         ASSERT_TRUE(t.create(n)) << n << ": " << t.last_error();
     EXPECT_TRUE(fs::exists(d / ".Sent" / "maildirfolder"));
