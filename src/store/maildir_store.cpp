@@ -432,7 +432,10 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     // The date (and a size the name does not give) of a message the engine may copy: one
     // that is new, unknown to its records, or any in a full listing. The others keep 0: an
     // unchanged message already paired is never copied in a run that does not list all.
-    const bool all_dates = all_keys || known.full || known.status.uidvalidity == 0;
+    // A side without state yet (a folder the last run created and filled) is no exception:
+    // its paired messages are in known.uids, and the others are stat'ed as unknown. (It
+    // was, and the run after a first sync stat'ed every file: 5,000 stats, 40 ms.)
+    const bool all_dates = all_keys || known.full;
     out.messages.reserve(entries.size());
     for (std::size_t i = 0; i < entries.size(); ++i) {
         auto& e = entries[i];

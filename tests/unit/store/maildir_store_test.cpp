@@ -501,6 +501,24 @@ TEST_F(maildir_changes_test, known_messages_are_not_stated_unless_their_date_may
     EXPECT_EQ(by_uid(*c4, u)->internal_date, 1'600'000'200);
 }
 
+// The run after a first sync: the folder that run created has no state (uidvalidity 0)
+// but its records hold the uids of what it delivered. Those are not stat'ed again; a file
+// that no record holds is.
+TEST_F(maildir_changes_test, a_side_without_state_stats_only_the_messages_no_record_holds) {
+    write_file(inbox / "cur" / "500.e.host,S=9:2,S", "123456789", 1'600'000'500);
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    auto k = known_from(*c1);
+    k.status = {};  // never recorded
+    auto u = by_identity(*c1, "500.e.host,S=9")->uid;
+    k.uids.erase(std::find(k.uids.begin(), k.uids.end(), u));
+    auto c2 = store->changes("INBOX", k);
+    ASSERT_TRUE(c2);
+    EXPECT_EQ(by_identity(*c2, "300.c.host,S=55")->internal_date, 0);
+    EXPECT_EQ(by_uid(*c2, u)->internal_date, 1'600'000'500);
+    EXPECT_EQ(by_uid(*c2, u)->size, 9u);
+}
+
 TEST_F(maildir_changes_test, two_files_of_one_base_name_are_one_message) {
     auto c1 = store->changes("INBOX", {});
     ASSERT_TRUE(c1);
