@@ -545,16 +545,6 @@ result<std::optional<message_file>> folder::open(std::string_view base) {
     return std::optional<message_file>();
 }
 
-result<std::optional<std::string>> folder::message_id(const entry& e) {
-    auto p = dir_ / subdir_name(e.subdir) / e.file_name;
-    sys::fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        if (errno != ENOENT) return fail_errno("open", p, errno);
-        return message_id(e.base);
-    }
-    return read_message_id(message_file(fd.release(), 0, e.file_name));
-}
-
 result<std::optional<std::string>> folder::message_id(std::string_view base) {
     auto f = open(base);
     if (!f) return f.error();

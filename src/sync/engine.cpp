@@ -136,6 +136,9 @@ class run {
     using journal_write = std::function<result<void>(journal::lmdb::write_txn&)>;
     void defer(mailbox_work& w, journal_write f);
     bool commit_pending(mailbox_work* w = nullptr, const journal_write& also = {});
+    template <class Action>
+    void defer_record_changes(mailbox_work& w, const std::vector<const Action*>& batch);
+    std::optional<std::uint64_t> commit_intent(mailbox_work& w, journal::intent i);
 
     void fail(mailbox_work& w, std::string_view what, side s, error_code ec);
     mailbox_work* work_for(const std::string& mailbox);
@@ -428,6 +431,33 @@ void run::defer(mailbox_work& w, journal_write f) {
     pending_.emplace_back(&w, std::move(f));
 }
 
+// The record changes of a batch of actions, for the next commit. `batch` points into the
+// plan, which outlives every commit of the run.
+template <class Action>
+void run::defer_record_changes(mailbox_work& w, const std::vector<const Action*>& batch) {
+    defer(w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
+        for (const auto* a : batch)
+            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
+                return r;
+        return {};
+    });
+}
+
+// Commits `i` with the waiting writes, before the store change it protects (DESIGN.md,
+// crash safety); its sequence number, or nullopt when the commit failed (`w` is failed).
+std::optional<std::uint64_t> run::commit_intent(mailbox_work& w, journal::intent i) {
+    i.channel = job_.name;
+    std::uint64_t seq = 0;
+    bool recorded = commit_pending(&w, [&](journal::lmdb::write_txn& t) -> result<void> {
+        auto r = journal_.record_intent(t, i);
+        if (!r) return r.error();
+        seq = *r;
+        return {};
+    });
+    if (!recorded) return std::nullopt;
+    return seq;
+}
+
 // Commits the waiting writes, and `also` after them, in one transaction. On failure every
 // mailbox with a write in it is marked failed (its next sync lists everything again).
 bool run::commit_pending(mailbox_work* w, const journal_write& also) {
@@ -485,13 +515,7 @@ void run::do_remove(const remove_mailbox& a) {
 void run::do_update_records(const std::vector<const update_record*>& batch) {
     auto* w = work_for(batch.front()->mailbox);
     if (!w || w->failed || job_.dry_run) return;
-    // `batch` points into the plan, which outlives every commit of the run.
-    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
-        for (const auto* a : batch)
-            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
-                return r;
-        return {};
-    });
+    defer_record_changes(*w, batch);
 }
 
 void run::do_set_flags(const std::vector<const set_flags*>& batch) {
@@ -504,13 +528,7 @@ void run::do_set_flags(const std::vector<const set_flags*>& batch) {
     if (auto r = st(first.on).set_flags(first.mailbox, changes); !r)
         return fail(*w, "STORE of flags in", first.on, r.error());
     w->report->done.flagged[first.on] += batch.size();
-    // `batch` points into the plan, which outlives every commit of the run.
-    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
-        for (const auto* a : batch)
-            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
-                return r;
-        return {};
-    });
+    defer_record_changes(*w, batch);
 }
 
 void run::do_expunge(const std::vector<const expunge_message*>& batch) {
@@ -522,13 +540,7 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
     if (auto r = st(first.on).expunge(first.mailbox, uids); !r)
         return fail(*w, "EXPUNGE in", first.on, r.error());
     w->report->done.expunged[first.on] += batch.size();
-    // `batch` points into the plan, which outlives every commit of the run.
-    defer(*w, [this, batch](journal::lmdb::write_txn& t) -> result<void> {
-        for (const auto* a : batch)
-            if (auto r = apply_record_change(t, a->mailbox, a->old_record, a->new_record); !r)
-                return r;
-        return {};
-    });
+    defer_record_changes(*w, batch);
 }
 
 // Fetches messages [begin, end) of `batch` and appends them to the other side; records the
@@ -674,22 +686,15 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
             bytes += batch[end]->size;
             ++end;
         }
-        // The intent is durable before the other store changes (DESIGN.md, crash safety):
-        // committed with the writes that waited, it goes in the commit that records the
-        // copies.
-        std::uint64_t intent_seq = 0;
-        bool recorded = commit_pending(w, [&](journal::lmdb::write_txn& t) -> result<void> {
-            journal::intent i;
-            i.kind = journal::intent_kind::append;
-            i.on = to;
-            i.channel = job_.name;
-            i.mailbox = first.mailbox;
-            auto seq = journal_.record_intent(t, i);
-            if (!seq) return seq.error();
-            intent_seq = *seq;
-            return {};
-        });
-        if (!recorded) return;
+        // The intent is durable before the other store changes; the commit that records the
+        // copies erases it.
+        journal::intent intent;
+        intent.kind = journal::intent_kind::append;
+        intent.on = to;
+        intent.mailbox = first.mailbox;
+        auto seq = commit_intent(*w, std::move(intent));
+        if (!seq) return;
+        const std::uint64_t intent_seq = *seq;
         auto outcome = copy_range(*w, batch, next, end, intent_seq, true);
         if (outcome == append_outcome::failed) return;
         if (outcome == append_outcome::refused) {
@@ -756,20 +761,14 @@ void run::do_move(const std::vector<const move_message*>& batch) {
     if (!from_w || !to_w || from_w->failed || to_w->failed || job_.dry_run) return;
     std::vector<mail::uid> uids;
     for (const auto* a : batch) uids.push_back(a->uid);
-    std::uint64_t intent_seq = 0;
-    bool recorded = commit_pending(from_w, [&](journal::lmdb::write_txn& t) -> result<void> {
-        journal::intent i;
-        i.kind = journal::intent_kind::move;
-        i.on = first.on;
-        i.channel = job_.name;
-        i.mailbox = first.from_mailbox;
-        i.payload = first.to_mailbox;
-        auto seq = journal_.record_intent(t, i);
-        if (!seq) return seq.error();
-        intent_seq = *seq;
-        return {};
-    });
-    if (!recorded) return;
+    journal::intent intent;
+    intent.kind = journal::intent_kind::move;
+    intent.on = first.on;
+    intent.mailbox = first.from_mailbox;
+    intent.payload = first.to_mailbox;
+    auto seq = commit_intent(*from_w, std::move(intent));
+    if (!seq) return;
+    const std::uint64_t intent_seq = *seq;
     auto moved = st(first.on).move(first.from_mailbox, uids, first.to_mailbox);
     if (!moved) return fail(*from_w, "MOVE of messages from", first.on, moved.error());
     from_w->report->done.moved[first.on] += batch.size();

@@ -218,9 +218,6 @@ class folder {
     // The Message-ID field of the message (from its first 64 KB), as written, without the
     // folding white space; nullopt if it has none or the message is gone.
     result<std::optional<std::string>> message_id(std::string_view base);
-    // The same for an entry of a scan, read from its file, found again by its base name if
-    // it was renamed since.
-    result<std::optional<std::string>> message_id(const entry& e);
     // What the header of an entry's file says of the message's identity (first 64 KB);
     // nullopt if the message is gone.
     result<std::optional<header_identity>> identify(const entry& e);

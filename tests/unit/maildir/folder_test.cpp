@@ -643,9 +643,11 @@ TEST(maildir_folder, entries_handed_back_with_remember_serve_later_calls) {
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 1u);
     // Read from the entry's file, and from its new name once a client renamed it.
-    EXPECT_EQ(other.message_id(scan->entries[0]).value(), std::optional<std::string>("<m@x>"));
+    EXPECT_EQ(other.identify(scan->entries[0]).value()->message_id,
+              std::optional<std::string>("<m@x>"));
     fs::rename(d / "box" / "cur" / (*base + ":2,S"), d / "box" / "cur" / (*base + ":2,FS"));
-    EXPECT_EQ(other.message_id(scan->entries[0]).value(), std::optional<std::string>("<m@x>"));
+    EXPECT_EQ(other.identify(scan->entries[0]).value()->message_id,
+              std::optional<std::string>("<m@x>"));
     other.remember(std::move(scan->entries));
     ASSERT_EQ(other.set_flags(*base, "RS", "").value(), outcome::done);
     EXPECT_EQ(names_in(d / "box" / "cur"), std::vector<std::string>{*base + ":2,RS"});
