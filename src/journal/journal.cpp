@@ -180,8 +180,12 @@ std::string uid_value(mail::uid u) {
     return writer::value(format_1).u32(u).take();
 }
 
+// uidvalidity, next_uid[, count]: a value without the count is from a journal written
+// before it was kept, and reads as "not counted".
 std::string md_state_value(const maildir_folder& f) {
-    return writer::value(format_1).u32(f.uidvalidity).u32(f.next_uid).take();
+    auto w = writer::value(format_1).u32(f.uidvalidity).u32(f.next_uid);
+    if (f.count) w.u32(*f.count);
+    return w.take();
 }
 
 result<void> decode_md_state(std::string_view v, maildir_folder& f) {
@@ -189,6 +193,8 @@ result<void> decode_md_state(std::string_view v, maildir_folder& f) {
     if (!r) return corrupt();
     f.uidvalidity = r->u32();
     f.next_uid = r->u32();
+    f.count.reset();
+    if (r->ok() && !r->done()) f.count = r->u32();
     if (!r->done()) return corrupt();
     return {};
 }
@@ -516,6 +522,7 @@ result<maildir_folder> journal::open_maildir_folder(lmdb::write_txn& t, std::str
     f.id = id;
     f.uidvalidity = uidvalidity;
     f.next_uid = 1;
+    f.count = 0;
     TANDEM_CHECK(t.put(db_.md_folders, writer().cstr(store).raw(folder).bytes(), u64_value(f.id)));
     TANDEM_CHECK(t.put(db_.md_state, codec::be64(f.id), md_state_value(f)));
     return f;
@@ -529,6 +536,7 @@ result<void> journal::reset_maildir_folder(lmdb::write_txn& t, maildir_folder& f
     maildir_folder next = f;
     next.uidvalidity = uidvalidity;
     next.next_uid = 1;
+    next.count = 0;
     TANDEM_CHECK(t.put(db_.md_state, prefix, md_state_value(next)));
     f = next;
     return {};
@@ -579,7 +587,9 @@ result<mail::uid> journal::maildir_assign(lmdb::write_txn& t, maildir_folder& f,
     TANDEM_CHECK(decode_md_state(*s, cur));
     mail::uid uid = cur.next_uid;
     if (uid == 0 || uid == std::numeric_limits<mail::uid>::max()) return invalid();
+    TANDEM_TRY(n, maildir_count(t, cur));
     cur.next_uid = uid + 1;
+    cur.count = static_cast<std::uint32_t>(n + 1);
     TANDEM_CHECK(t.put(db_.md_state, codec::be64(f.id), md_state_value(cur)));
     TANDEM_CHECK(t.put(db_.md_names, writer().u64(f.id).raw(name).bytes(), uid_value(uid)));
     TANDEM_CHECK(t.put(db_.md_uids, writer().u64(f.id).u32(uid).bytes(),
@@ -592,6 +602,13 @@ result<bool> journal::maildir_forget(lmdb::write_txn& t, const maildir_folder& f
                                      std::string_view name) {
     TANDEM_TRY(uid, maildir_uid(t, f, name));
     if (!uid) return false;
+    TANDEM_TRY(s, t.get(db_.md_state, codec::be64(f.id)));
+    if (!s) return result<bool>(boost::system::in_place_error, make_error_code(errc::not_found));
+    maildir_folder cur = f;
+    TANDEM_CHECK(decode_md_state(*s, cur));
+    TANDEM_TRY(n, maildir_count(t, cur));  // before the erase: a walk would miss the name
+    cur.count = static_cast<std::uint32_t>(n > 0 ? n - 1 : 0);
+    TANDEM_CHECK(t.put(db_.md_state, codec::be64(f.id), md_state_value(cur)));
     TANDEM_CHECK(t.erase(db_.md_names, writer().u64(f.id).raw(name).bytes()));
     TANDEM_CHECK(t.erase(db_.md_uids, writer().u64(f.id).u32(*uid).bytes()));
     return true;
@@ -626,6 +643,7 @@ result<void> journal::maildir_for_each_name(
 }
 
 result<std::size_t> journal::maildir_count(const lmdb::txn& t, const maildir_folder& f) const {
+    if (f.count) return *f.count;
     TANDEM_TRY(c, t.open_cursor(db_.md_uids));
     std::size_t n = 0;
     TANDEM_CHECK(c.scan_prefix(codec::be64(f.id), [&](const lmdb::entry&) { ++n; }));

@@ -247,6 +247,7 @@ struct collector {
     // only its flags.
     bool full_filter = false;
     imap::uid_set full_wanted;
+    bool keys = true;  // the header fields were asked for: make content keys
 
     bool on_response(imap::response& r) {
         if (auto* f = std::get_if<imap::fetch_data>(&r)) {
@@ -324,11 +325,13 @@ struct collector {
                 m.identity = std::to_string(*f.x_gm_msgid);
             else if (f.x_guid)
                 m.identity = std::move(*f.x_guid);
-            maildir::header_identity id = maildir::identify_header({});
-            for (auto& b : f.bodies)
-                if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
-                    id = maildir::identify_header(b.data);
-            m.content_key = maildir::content_key(id, m.size, m.internal_date);
+            if (keys) {
+                maildir::header_identity id = maildir::identify_header({});
+                for (auto& b : f.bodies)
+                    if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
+                        id = maildir::identify_header(b.data);
+                m.content_key = maildir::content_key(id, m.size, m.internal_date);
+            }
             marks[i] |= full;
         }
     }
@@ -479,11 +482,11 @@ struct imap_store::impl {
     }
 
     // The FETCH items for a message seen for the first time.
-    std::vector<std::string> full_items(bool modseq) const {
+    std::vector<std::string> full_items(bool modseq, bool keys) const {
         std::vector<std::string> items{"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"};
         if (modseq) items.push_back("MODSEQ");
         if (auto id = id_item(); !id.empty()) items.push_back(id);
-        items.push_back(message_id_item);
+        if (keys) items.push_back(message_id_item);
         return items;
     }
 
@@ -764,6 +767,9 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     };
 
     collector c;
+    // A first sync into an empty mailbox pairs nothing by content: no headers for the keys,
+    // unless the server has no stable identity (EMAILID, X-GUID, X-GM-MSGID) to replace them.
+    c.keys = known.want_keys || id_item().empty();
     c.full_wanted = unknown_new;
     // Data before the SELECT's tagged OK is the SELECT's (or, before [CLOSED], the previous
     // mailbox's), never an answer to the commands behind it.
@@ -780,7 +786,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     // The commands of a plan: each one once, whether it went behind the SELECT or after.
     auto commands = [&](const plan& p, const plan* already) {
         std::vector<std::tuple<imap::command, std::string, bool>> out;  // what, asks_id
-        const auto full = full_items(p.modseqs);
+        const auto full = full_items(p.modseqs, c.keys);
         if (p.fetch_all && !(already && already->fetch_all))
             out.emplace_back(imap::cmd::uid_fetch(from_uid(1), full), "UID FETCH" + in, true);
         if (p.changed_since && !(already && already->changed_since))
@@ -920,7 +926,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         }
         if (!missing.empty()) {
             c.full_wanted |= missing;
-            const auto full = full_items(actual.modseqs);
+            const auto full = full_items(actual.modseqs, c.keys);
             for (auto& piece : chunks(missing))
                 if (auto r = send(imap::cmd::uid_fetch(piece, full), "UID FETCH" + in, true); !r)
                     return r.error();

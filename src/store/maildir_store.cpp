@@ -452,7 +452,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         m.size = e.size;
         m.internal_date = e.mtime;
         m.identity = e.base;
-        if (all_keys || fresh[i]) {
+        if ((all_keys || fresh[i]) && known.want_keys) {
             auto id = f.identify(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
             // A file gone since the scan has no key; the next scan sees it gone.

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "tandem/sync/engine.hpp"
 
+#include "tandem/maildir/folder.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -13,6 +16,27 @@
 
 namespace tandem::sync {
 namespace {
+
+// The header of a message body in transit: up to the blank line that ends it (or the first
+// 1 MiB of a spooled file, for a header without an end).
+std::string header_of(const store::message_body& body) {
+    constexpr std::size_t cap = 1u << 20;
+    auto cut = [](std::string_view text) {
+        for (std::string_view end : {"\n\n", "\n\r\n"})
+            if (auto at = text.find(end); at != std::string_view::npos)
+                return text.substr(0, at + 1);
+        return text;
+    };
+    if (body.file.empty()) return std::string(cut(body.data));
+    std::ifstream in(body.file, std::ios::binary);
+    std::string head;
+    char chunk[16384];
+    while (head.size() < cap && in.read(chunk, sizeof chunk).gcount() > 0) {
+        head.append(chunk, static_cast<std::size_t>(in.gcount()));
+        if (cut(head).size() < head.size()) break;
+    }
+    return std::string(cut(head));
+}
 
 using mail::both_sides;
 using mail::opposite;
@@ -295,9 +319,21 @@ void run::collect(mailbox_work& w) {
     }
     bool everything =
         !w.state || one_side_missing || recovering || w.state->status != journal::pair_status::ok;
-    for (side s : both_sides) {
+    // The side with fewer messages is listed first: when it turns out empty (a first sync
+    // into a new mailbox), the other side's messages need no content keys, which cost a
+    // read of every message's headers (S1: 200,000 header reads on the server).
+    auto messages_of = [&](side s) {
+        return w.status[s] ? w.status[s]->messages : std::uint32_t{0};
+    };
+    const std::array<side, 2> order = messages_of(side::b) < messages_of(side::a)
+                                          ? std::array<side, 2>{side::b, side::a}
+                                          : std::array<side, 2>{side::a, side::b};
+    for (side s : order) {
         if (!w.entry[s] || !changed[s]) continue;
+        const side o = mail::opposite(s);
         store::known_state known;
+        known.want_keys =
+            w.entry[o] && !(w.collected[o] && in.sides[o].complete && in.sides[o].messages.empty());
         if (w.state) {
             const auto& then = w.state->sides[s];
             known.status.uidvalidity = then.uidvalidity;
@@ -560,6 +596,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
     }
     std::vector<store::outgoing_message> outgoing;
     std::vector<const copy_message*> sent;
+    std::vector<std::string> sent_keys;  // parallel to `sent`: keys made from the bodies
     auto deliver = [&](mail::uid uid, store::message_body&& body) -> result<void> {
         auto it = position.find(uid);
         if (it == position.end()) return {};
@@ -567,9 +604,17 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         store::outgoing_message m;
         m.flags = a->flags;
         if (const auto* info = w.info(from, uid)) m.internal_date = info->internal_date;
+        // A listing that skipped the headers (a first sync into an empty mailbox) left the
+        // key empty: the record gets it from the body, so that a later move between folders
+        // or a UIDVALIDITY change still finds the message by content.
+        std::string key;
+        if (a->new_record.content_key.empty())
+            key = maildir::content_key(maildir::identify_header(header_of(body)),
+                                       a->new_record.size, m.internal_date);
         m.body = std::move(body);
         outgoing.push_back(std::move(m));
         sent.push_back(a);
+        sent_keys.push_back(std::move(key));
         return {};
     };
     auto fetched = st(from).fetch(first.mailbox, uids, deliver);
@@ -593,6 +638,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
     for (std::size_t i = 0; i < sent.size(); ++i) {
         pair_record r = sent[i]->new_record;
         r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
+        if (r.content_key.empty()) r.content_key = std::move(sent_keys[i]);
         // Without the new uid (no UIDPLUS and not found again), record nothing: the
         // next run pairs the two copies by content key instead of copying again.
         if (r.uid[to] != 0) {

@@ -119,6 +119,9 @@ struct maildir_folder {
     std::uint64_t id = 0;  // the journal's handle for the folder
     mail::uidvalidity uidvalidity = 0;
     mail::uid next_uid = 1;
+    // How many names the folder maps, kept with the state so that a listing needs no walk
+    // over them; nullopt in a journal written before it was kept (counted on first need).
+    std::optional<std::uint32_t> count;
 };
 
 struct maildir_entry {
@@ -256,7 +259,7 @@ class journal {
     result<void> maildir_for_each_name(
         const lmdb::txn& t, const maildir_folder& f,
         const std::function<result<void>(std::string_view name, mail::uid uid)>& fn) const;
-    // How many names the folder maps (a key walk; nothing decoded or kept).
+    // How many names the folder maps: the kept count, or a key walk in an older journal.
     result<std::size_t> maildir_count(const lmdb::txn& t, const maildir_folder& f) const;
 
     // -- intents --

@@ -48,6 +48,11 @@ struct known_state {
     mailbox_status status;        // uidvalidity 0: never synced
     std::vector<mail::uid> uids;  // the uids of this side in the journal, ascending
     bool full = false;            // list every message (mailbox_changes::complete)
+    // Whether new messages need their content key (a read of their headers). The engine
+    // says no when the other side holds nothing they could pair with (a first sync into an
+    // empty or missing mailbox); a store without stable identities makes keys anyway, since
+    // its records need them to find a message that moved between folders.
+    bool want_keys = true;
 };
 
 // What changed in a mailbox since `known_state` (see sync::side_report for the meaning).

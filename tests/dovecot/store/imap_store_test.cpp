@@ -382,6 +382,35 @@ TEST_F(imap_store_test, first_changes_are_complete_with_identities_and_content_k
     EXPECT_EQ(again->messages[0].identity, m1.identity);
 }
 
+// A first sync into an empty mailbox has nothing to pair by content: the listing skips the
+// header fields (one read of every message on the server) but keeps the identities.
+TEST_F(imap_store_test, a_listing_without_keys_reads_no_headers_but_keeps_identities) {
+    test::create_mailbox(*server_, "alice", "NoKeys");
+    auto u1 = append("NoKeys", "first one", {"\\Seen"});
+    auto u2 = append("NoKeys", "first two");
+    auto s = open();
+    ASSERT_TRUE(s);
+    known_state k;
+    k.want_keys = false;
+    auto c = s->changes("NoKeys", k);
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_TRUE(c->complete);
+    ASSERT_EQ(uids_of(c->messages), (std::vector<mail::uid>{u1, u2}));
+    for (const auto& m : c->messages) {
+        EXPECT_TRUE(m.content_key.empty()) << m.content_key;
+        EXPECT_FALSE(m.identity.empty());
+        EXPECT_GT(m.size, 0u);
+        EXPECT_GT(m.internal_date, 0);
+    }
+    EXPECT_EQ(c->messages[0].flags, flags({"\\Seen"}));
+    // The same listing with keys: they come, and the identities are the same.
+    auto keyed = s->changes("NoKeys", {});
+    ASSERT_TRUE(keyed) << s->last_error();
+    ASSERT_EQ(keyed->messages.size(), 2u);
+    EXPECT_TRUE(keyed->messages[0].content_key.starts_with("<first.one@tandem.test>/"));
+    EXPECT_EQ(keyed->messages[0].identity, c->messages[0].identity);
+}
+
 struct tier {
     const char* name;
     std::vector<std::string> disabled;

@@ -552,6 +552,55 @@ TEST_F(journal_test, maildir_uid_map) {
     });
 }
 
+// A listing reads a folder's count from its state: it must follow every assign and forget,
+// and a state written before the count was kept (two fields) is counted by a walk once.
+TEST_F(journal_test, maildir_count_is_kept_with_the_state_and_rebuilt_from_an_old_one) {
+    open();
+    maildir_folder f;
+    write([&](lmdb::write_txn& w) {
+        f = val(j->open_maildir_folder(w, "local", "INBOX", 7));
+        EXPECT_EQ(f.count, std::optional<std::uint32_t>(0));
+        for (int i = 0; i < 5; ++i) val(j->maildir_assign(w, f, "m" + std::to_string(i)));
+        val(j->maildir_assign(w, f, "m0"));  // already mapped: no change
+        EXPECT_TRUE(val(j->maildir_forget(w, f, "m3")));
+        EXPECT_FALSE(val(j->maildir_forget(w, f, "m3")));
+    });
+    {
+        auto r = read();
+        auto again = val(j->find_maildir_folder(r, "local", "INBOX")).value();
+        EXPECT_EQ(again.count, std::optional<std::uint32_t>(4));
+        EXPECT_EQ(val(j->maildir_count(r, again)), 4u);
+    }
+    j.reset();
+    {  // the state as an older tandem wrote it: uidvalidity and next uid only
+        lmdb::env_options eo;
+        auto e = lmdb::env::open(dir / "state" / "journal", eo);
+        ASSERT_TRUE(e);
+        auto w = e->begin_write();
+        ASSERT_TRUE(w);
+        auto d = lmdb::dbi::open(*w, "md_state", false);
+        ASSERT_TRUE(d);
+        ASSERT_TRUE(w->put(*d, codec::be64(f.id), codec::writer::value(1).u32(7).u32(6).bytes()));
+        ASSERT_TRUE(std::move(*w).commit());
+    }
+    open();
+    {
+        auto r = read();
+        auto old = val(j->find_maildir_folder(r, "local", "INBOX")).value();
+        EXPECT_FALSE(old.count);
+        EXPECT_EQ(old.next_uid, 6u);
+        EXPECT_EQ(val(j->maildir_count(r, old)), 4u);  // walked
+    }
+    write([&](lmdb::write_txn& w) {
+        auto old = val(j->find_maildir_folder(w, "local", "INBOX")).value();
+        EXPECT_EQ(val(j->maildir_assign(w, old, "m9")), 6u);
+        EXPECT_EQ(old.count, std::optional<std::uint32_t>(5));
+    });
+    auto r = read();
+    EXPECT_EQ(val(j->find_maildir_folder(r, "local", "INBOX")).value().count,
+              std::optional<std::uint32_t>(5));
+}
+
 // ---- intents ----
 
 TEST_F(journal_test, intents_keep_their_order_and_sequence_numbers_are_never_reused) {
