@@ -259,6 +259,7 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
         scan_result out;
         std::unordered_map<std::string, std::size_t> index;
         bool listing_failed = false;
+        ++listings_;
         for (subdir sd : {subdir::new_, subdir::cur}) {
             auto dir = dir_ / subdir_name(sd);
             auto names = sys::list_non_dirs(dir);
@@ -339,6 +340,7 @@ result<void> folder::relist() {
         auto c0 = stamp_of(dir_ / "cur");
         if (!c0) return fail("stat", dir_ / "cur", c0.error());
         std::unordered_map<std::string, location> found;
+        ++listings_;
         for (subdir sd : {subdir::new_, subdir::cur}) {
             auto dir = dir_ / subdir_name(sd);
             auto names = sys::list_non_dirs(dir);
@@ -361,6 +363,15 @@ result<void> folder::relist() {
     }
     last_error_ = "list " + dir_.string() + ": the folder kept changing";
     return sys::generic(std::errc::resource_unavailable_try_again);
+}
+
+void folder::expect(std::string_view base, std::string_view system, std::string_view keywords) {
+    file_name n;
+    n.base = std::string(base);
+    n.has_info = true;
+    n.system = std::string(system);
+    n.keywords = std::string(keywords);
+    cache_.try_emplace(n.base, location{subdir::cur, format_name(n, options_.separator)});
 }
 
 result<std::optional<folder::location>> folder::locate(std::string_view base, bool fresh) {

@@ -85,6 +85,30 @@ struct maildir_store::impl {
     // after a scan does not list the directory again for every message.
     std::map<std::string, maildir::folder> folders;
     std::set<std::pair<std::string, std::string>> warned;  // (folder, keyword)
+    // The flags the engine expects (store::expect_flags), per mailbox as the engine names
+    // it and uid; the next operation on that mailbox takes them.
+    std::map<std::string, std::unordered_map<mail::uid, mail::flag_set>> expected;
+
+    // Tells `f` where the messages `uids` (base names `bases`) probably are, from the flags
+    // the engine expects, so that a folder nobody changed since the last sync is not listed
+    // (200,000 names) to rename, remove or move a few of its files. A message without a
+    // hint, or not where its hint says, is found by a listing as before.
+    result<void> place(const std::string& mailbox, maildir::folder& f,
+                       std::span<const mail::uid> uids, const std::vector<std::string>& bases) {
+        auto it = expected.find(mailbox);
+        if (it == expected.end()) return {};
+        auto hints = std::move(it->second);
+        expected.erase(it);
+        auto kw = keywords(f);
+        if (!kw) return kw.error();
+        for (std::size_t i = 0; i < uids.size(); ++i) {
+            auto h = hints.find(uids[i]);
+            if (h == hints.end() || bases[i].empty()) continue;
+            auto enc = kw->encode(h->second);
+            f.expect(bases[i], enc.system, enc.keywords);
+        }
+        return {};
+    }
 
     error_code fail(error_code ec, std::string text) {
         last_error = std::move(text);
@@ -634,6 +658,7 @@ result<void> maildir_store::set_flags(const std::string& mailbox,
     for (const auto& c : changes) uids.push_back(c.uid);
     auto bases = d.bases_of(*canon, uids, nullptr);
     if (!bases) return bases.error();
+    if (auto r = d.place(mailbox, f, uids, *bases); !r) return r.error();
     auto kw = d.keywords(f);
     if (!kw) return kw.error();
     std::vector<std::string> wanted;
@@ -684,6 +709,7 @@ result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
     if (!bases) return bases.error();
     std::vector<mail::uid> out(uids.size(), 0);
     if (!src_rec) return out;
+    if (auto r = d.place(from, src, uids, *bases); !r) return r.error();
 
     const std::string what = "move from " + *src_name + " to " + *dst_name;
     auto src_kw = d.keywords(src);
@@ -748,6 +774,7 @@ result<void> maildir_store::expunge(const std::string& mailbox, std::span<const 
     auto bases = d.bases_of(*canon, uids, &rec);
     if (!bases) return bases.error();
     if (!rec) return {};
+    if (auto r = d.place(mailbox, f, uids, *bases); !r) return r.error();
     const std::string what = "expunge from " + *canon;
     std::vector<std::size_t> removed;
     error_code failed;
@@ -838,6 +865,11 @@ result<void> maildir_store::remove(const std::string& mailbox) {
     });
     if (!w) return d.journal_fail(w.error(), what);
     return {};
+}
+
+void maildir_store::expect_flags(const std::string& mailbox, mail::uid uid,
+                                 const mail::flag_set& flags) {
+    impl_->expected[mailbox][uid] = flags;
 }
 
 bool maildir_store::keeps_keyword(const std::string& mailbox, std::string_view keyword) {

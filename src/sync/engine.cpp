@@ -560,7 +560,10 @@ void run::do_set_flags(const std::vector<const set_flags*>& batch) {
     if (!w || w->failed || job_.dry_run) return;
     std::vector<store::flag_change> changes;
     changes.reserve(batch.size());
-    for (const auto* a : batch) changes.push_back({a->uid, a->add, a->remove});
+    for (const auto* a : batch) {
+        changes.push_back({a->uid, a->add, a->remove});
+        if (a->old_record) st(first.on).expect_flags(first.mailbox, a->uid, a->old_record->flags);
+    }
     if (auto r = st(first.on).set_flags(first.mailbox, changes); !r)
         return fail(*w, "STORE of flags in", first.on, r.error());
     w->report->done.flagged[first.on] += batch.size();
@@ -572,7 +575,10 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
     auto* w = work_for(first.mailbox);
     if (!w || w->failed || job_.dry_run) return;
     std::vector<mail::uid> uids;
-    for (const auto* a : batch) uids.push_back(a->uid);
+    for (const auto* a : batch) {
+        uids.push_back(a->uid);
+        if (a->old_record) st(first.on).expect_flags(first.mailbox, a->uid, a->old_record->flags);
+    }
     if (auto r = st(first.on).expunge(first.mailbox, uids); !r)
         return fail(*w, "EXPUNGE in", first.on, r.error());
     w->report->done.expunged[first.on] += batch.size();
@@ -806,7 +812,10 @@ void run::do_move(const std::vector<const move_message*>& batch) {
     auto* to_w = work_for(first.to_mailbox);
     if (!from_w || !to_w || from_w->failed || to_w->failed || job_.dry_run) return;
     std::vector<mail::uid> uids;
-    for (const auto* a : batch) uids.push_back(a->uid);
+    for (const auto* a : batch) {
+        uids.push_back(a->uid);
+        st(first.on).expect_flags(first.from_mailbox, a->uid, a->old_record.flags);
+    }
     journal::intent intent;
     intent.kind = journal::intent_kind::move;
     intent.on = first.on;

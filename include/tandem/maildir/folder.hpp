@@ -229,6 +229,11 @@ class folder {
     // folder_options::fsync.) deliver() and delivery_batch::commit() sync by themselves.
     result<void> sync();
 
+    // Where a message probably is, without a listing: cur/ with these flag letters (what the
+    // journal last saw). Taken only for a base name the folder has no location for; an
+    // operation that finds no file there lists the folder as it would have anyway.
+    void expect(std::string_view base, std::string_view system, std::string_view keywords);
+
     // The current entry of a base name (cached from the last scan or operation, looked up
     // with a listing otherwise); nullopt if gone.
     result<std::optional<entry>> find(std::string_view base);
@@ -237,6 +242,9 @@ class folder {
     // from its file, found again by its base name if a mail client renamed it since (e is
     // then updated). False if the message is gone.
     result<bool> stat(entry& e);
+
+    // How many times this object listed its directories (scans and look-ups).
+    std::size_t listings() const { return listings_; }
 
     // What the last failed call was doing: "rename /m/cur/x:2,S: No space left ...".
     const std::string& last_error() const { return last_error_; }
@@ -268,6 +276,7 @@ class folder {
     std::unordered_map<std::string, location> cache_;
     bool dirty_new_ = false;
     bool dirty_cur_ = false;
+    std::size_t listings_ = 0;
     std::string last_error_;
 };
 

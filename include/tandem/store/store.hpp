@@ -116,6 +116,16 @@ class store {
                                                 std::span<const mail::uid> uids,
                                                 const std::string& to) = 0;
     virtual result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) = 0;
+    // The flags message `uid` had when the journal last saw it (its record), said before
+    // set_flags, expunge, move or fetch name it: a store may use them to find the message
+    // without listing the mailbox (a Maildir file's name carries its flags). A stale hint
+    // costs that listing, never a wrong result.
+    virtual void expect_flags(const std::string& mailbox, mail::uid uid,
+                              const mail::flag_set& flags) {
+        (void)mailbox;
+        (void)uid;
+        (void)flags;
+    }
     // Whether `mailbox` can carry `keyword` at all. A keyword that a record has and a
     // message lacks was removed on this side only if the side could hold it: a Maildir
     // folder whose dovecot-keywords has no letter for it never could (26 at most).
