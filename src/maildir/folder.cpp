@@ -463,6 +463,8 @@ result<outcome> folder::set_flags(std::string_view base, std::string_view system
         }
         ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
         dirty_cur_ = true;
+        note((*loc)->subdir, (*loc)->file_name, false);
+        note(subdir::cur, name, true);
         cache_[fn.base] = location{subdir::cur, std::move(name)};
         return outcome::done;
     }
@@ -482,6 +484,7 @@ result<outcome> folder::remove(std::string_view base) {
             return fail_errno("unlink", p, errno);
         }
         ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
+        note((*loc)->subdir, (*loc)->file_name, false);
         cache_.erase(std::string(base));
         return outcome::done;
     }
@@ -528,6 +531,8 @@ result<outcome> folder::move_to(std::string_view base, folder& to,
         }
         ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
         to.dirty_cur_ = true;
+        note((*loc)->subdir, (*loc)->file_name, false);
+        to.note(subdir::cur, name, true);
         cache_.erase(std::string(base));
         to.cache_[fn.base] = location{subdir::cur, std::move(name)};
         return outcome::done;
@@ -840,6 +845,7 @@ result<std::vector<std::string>> delivery_batch::commit() {
             return ec;
         }
         f.cache_[p.base] = folder::location{subdir::cur, p.final_name};
+        f.note(subdir::cur, p.final_name, true);
         committed_.push_back(p.base);
     }
     pending_.clear();

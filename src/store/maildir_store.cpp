@@ -4,6 +4,7 @@
 #include "tandem/journal/journal.hpp"
 #include "tandem/maildir/filename.hpp"
 #include "tandem/maildir/keywords.hpp"
+#include "tandem/maildir/watch.hpp"
 #include "tandem/util/fs.hpp"
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -88,6 +90,48 @@ struct maildir_store::impl {
     // The flags the engine expects (store::expect_flags), per mailbox as the engine names
     // it and uid; the next operation on that mailbox takes them.
     std::map<std::string, std::unordered_map<mail::uid, mail::flag_set>> expected;
+
+    // This run's own changes (maildir/watch.hpp), per folder directory: the token last
+    // reported for it (the state the engine records), the folders written to, and those
+    // whose watch did not start from that state.
+    std::optional<maildir::change_watch> watch;
+    bool watch_failed = false;
+    std::map<std::filesystem::path, std::string> reported;
+    std::set<std::filesystem::path> written;
+    std::set<std::filesystem::path> unvouched;
+
+    // Called before the first change to `f` in this run: watches it from the state last
+    // reported, so that status_after_own_changes() can vouch for it. A folder this run
+    // created must still be empty once watched.
+    void begin_writes(maildir::folder& f, bool created = false) {
+        if (!written.insert(f.path()).second) return;
+        f.log_own_changes(true);
+        (void)f.take_own_changes();
+        if (!watch && !watch_failed) {
+            auto w = maildir::change_watch::open();
+            if (w)
+                watch.emplace(std::move(*w));
+            else
+                watch_failed = true;
+        }
+        if (!watch || !watch->add(f.path())) {
+            unvouched.insert(f.path());
+            return;
+        }
+        if (created) {
+            auto s = f.scan(maildir::scan_mode::names, false);
+            if (!s || !s->entries.empty()) unvouched.insert(f.path());
+            return;
+        }
+        auto now = f.change_token();
+        auto it = reported.find(f.path());
+        if (!now || it == reported.end() || it->second != *now || !now->ends_with(" s"))
+            unvouched.insert(f.path());
+    }
+    // Called after each batch of changes to `f`.
+    void end_writes(maildir::folder& f) {
+        if (watch && written.count(f.path())) watch->own(f.path(), f.take_own_changes());
+    }
 
     // Tells `f` where the messages `uids` (base names `bases`) probably are, from the flags
     // the engine expects, so that a folder nobody changed since the last sync is not listed
@@ -206,6 +250,7 @@ struct maildir_store::impl {
                                      std::uint32_t messages) {
         auto token = f.change_token();
         if (!token) return folder_fail(token.error(), "status", f);
+        reported[f.path()] = *token;
         mailbox_status s;
         s.uidvalidity = rec.uidvalidity;
         s.uidnext = rec.next_uid;
@@ -276,6 +321,12 @@ const std::string& maildir_store::store_id() const {
 
 result<std::vector<mailbox_entry>> maildir_store::list() {
     auto& d = *impl_;
+    // A new run (watch mode keeps the store): what the last one wrote is not this one's.
+    d.watch.reset();
+    d.watch_failed = false;
+    d.reported.clear();
+    d.written.clear();
+    d.unvouched.clear();
     // Whether this store synced folders under the root before (a mark in the journal).
     auto synced_before = [&]() -> result<bool> {
         auto t = d.journal.begin_read();
@@ -444,6 +495,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     out.status.uidnext = rec.next_uid;
     out.status.messages = static_cast<std::uint32_t>(listed);
     out.status.scan_token = scan->token;
+    d.reported[f.path()] = scan->token;
     out.uidvalidity_changed =
         known.status.uidvalidity != 0 && known.status.uidvalidity != rec.uidvalidity;
     // Content keys cost a read of each header: only for messages the engine has not seen
@@ -584,6 +636,7 @@ result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
 
     const std::string what = "append to " + *canon;
     std::vector<std::string> bases;
+    d.begin_writes(f);
     {
         maildir::delivery_batch batch(f);
         for (std::size_t i = 0; i < messages.size(); ++i) {
@@ -620,10 +673,12 @@ result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
             // messages in the next scan and be copied a second time.
             for (const auto& b : batch.committed()) (void)f.remove(b);
             (void)f.sync();
+            d.end_writes(f);
             return ec;
         }
         bases = std::move(*done);
     }
+    d.end_writes(f);
 
     std::vector<mail::uid> out(bases.size());
     auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
@@ -668,6 +723,7 @@ result<void> maildir_store::set_flags(const std::string& mailbox,
     if (auto r = d.assign_keywords(*kw, *canon, wanted); !r) return r.error();
 
     const std::string what = "set flags in " + *canon;
+    d.begin_writes(f);
     for (std::size_t i = 0; i < changes.size(); ++i) {
         const auto& base = (*bases)[i];
         if (base.empty()) continue;
@@ -686,6 +742,7 @@ result<void> maildir_store::set_flags(const std::string& mailbox,
         auto o = f.set_flags(base, enc.system, maildir::sorted_letters(letters));
         if (!o) return d.folder_fail(o.error(), what, f);
     }
+    d.end_writes(f);
     if (auto r = f.sync(); !r) return d.folder_fail(r.error(), what, f);
     return {};
 }
@@ -733,6 +790,8 @@ result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
 
     std::vector<std::size_t> moved;
     error_code failed;
+    d.begin_writes(src);
+    d.begin_writes(dst);
     for (std::size_t i = 0; i < uids.size() && !failed; ++i) {
         if (!flags[i]) continue;
         auto letters = dst_kw->encode(*flags[i]).keywords;
@@ -743,6 +802,8 @@ result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
         }
         if (*o == maildir::outcome::done) moved.push_back(i);
     }
+    d.end_writes(src);
+    d.end_writes(dst);
     // Renames are durable once both directories are; only then does the journal say so.
     if (auto r = src.sync(); !r) return d.folder_fail(r.error(), what, src);
     if (auto r = dst.sync(); !r) return d.folder_fail(r.error(), what, dst);
@@ -778,6 +839,7 @@ result<void> maildir_store::expunge(const std::string& mailbox, std::span<const 
     const std::string what = "expunge from " + *canon;
     std::vector<std::size_t> removed;
     error_code failed;
+    d.begin_writes(f);
     for (std::size_t i = 0; i < uids.size(); ++i) {
         if ((*bases)[i].empty()) continue;
         auto o = f.remove((*bases)[i]);
@@ -787,6 +849,7 @@ result<void> maildir_store::expunge(const std::string& mailbox, std::span<const 
         }
         removed.push_back(i);  // done or already gone: either way the UID is void
     }
+    d.end_writes(f);
     if (auto r = f.sync(); !r) return d.folder_fail(r.error(), what, f);
     auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
         for (auto i : removed)
@@ -818,7 +881,48 @@ result<void> maildir_store::create(const std::string& mailbox) {
         return {};
     });
     if (!w) return d.journal_fail(w.error(), "create " + *canon);
+    // Watched from its first moment, a folder this run fills can be vouched for.
+    if (auto fo = d.open_folder(*canon)) d.begin_writes(**fo, true);
     return {};
+}
+
+result<std::optional<mailbox_status>> maildir_store::status_after_own_changes(
+    const std::string& mailbox) {
+    auto& d = *impl_;
+    const auto none = std::optional<mailbox_status>();
+    auto canon = d.canonical(mailbox);
+    if (!canon) return none;
+    auto fo = d.open_folder(*canon);
+    if (!fo) return none;
+    maildir::folder& f = **fo;
+    if (!d.watch || !d.written.count(f.path()) || d.unvouched.count(f.path())) return none;
+    // The token must be settled (a change in the same clock tick as the last write would
+    // not move it): this run's last write was just now, so wait out the tick, briefly.
+    std::optional<std::string> token;
+    for (int attempt = 0; attempt < 4 && !token; ++attempt) {
+        auto t = f.change_token();
+        if (!t) return none;
+        if (t->ends_with(" s"))
+            token = std::move(*t);
+        else
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // Events up to now, read after the token was taken: a change by anyone else, before or
+    // during this run's writes, is among them.
+    if (!token || !d.watch->clean(f.path())) return none;
+    auto t = d.journal.begin_read();
+    if (!t) return d.journal_fail(t.error(), "status " + *canon);
+    auto rec = d.journal.find_maildir_folder(*t, d.id, *canon);
+    if (!rec) return d.journal_fail(rec.error(), "status " + *canon);
+    if (!*rec) return none;
+    auto n = d.journal.maildir_count(*t, **rec);
+    if (!n) return d.journal_fail(n.error(), "status " + *canon);
+    mailbox_status s;
+    s.uidvalidity = (*rec)->uidvalidity;
+    s.uidnext = (*rec)->next_uid;
+    s.messages = static_cast<std::uint32_t>(*n);
+    s.scan_token = std::move(*token);
+    return std::optional<mailbox_status>(std::move(s));
 }
 
 result<void> maildir_store::remove(const std::string& mailbox) {

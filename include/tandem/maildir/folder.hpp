@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tandem::maildir {
@@ -246,6 +247,18 @@ class folder {
     // How many times this object listed its directories (scans and look-ups).
     std::size_t listings() const { return listings_; }
 
+    // One change this object made to new/ or cur/: a name that appeared (delivery, the
+    // target of a rename or move) or went away (removal, the source of a rename or move).
+    struct own_change {
+        maildir::subdir subdir;
+        std::string name;
+        bool added = false;
+    };
+    // Once on, each change this object makes is logged until taken, so that a watcher can
+    // tell this process's changes from a mail client's (store::maildir_store).
+    void log_own_changes(bool on) { log_own_ = on; }
+    std::vector<own_change> take_own_changes() { return std::exchange(own_, {}); }
+
     // What the last failed call was doing: "rename /m/cur/x:2,S: No space left ...".
     const std::string& last_error() const { return last_error_; }
 
@@ -277,6 +290,11 @@ class folder {
     bool dirty_new_ = false;
     bool dirty_cur_ = false;
     std::size_t listings_ = 0;
+    bool log_own_ = false;
+    std::vector<own_change> own_;
+    void note(maildir::subdir sd, const std::string& name, bool added) {
+        if (log_own_) own_.push_back({sd, name, added});
+    }
     std::string last_error_;
 };
 

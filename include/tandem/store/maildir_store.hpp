@@ -76,6 +76,8 @@ class maildir_store final : public store {
     result<std::vector<mail::uid>> append(const std::string& mailbox,
                                           std::vector<outgoing_message>&& messages) override;
     // True when the folder's dovecot-keywords file has a letter for `keyword`.
+    result<std::optional<mailbox_status>> status_after_own_changes(
+        const std::string& mailbox) override;
     void expect_flags(const std::string& mailbox, mail::uid uid,
                       const mail::flag_set& flags) override;
     bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override;

@@ -116,6 +116,14 @@ class store {
                                                 std::span<const mail::uid> uids,
                                                 const std::string& to) = 0;
     virtual result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) = 0;
+    // The mailbox's status now, if the store can vouch that every change to it since the
+    // status it last reported in this run was its own (the engine then records this one:
+    // the next run need not look at what it just did). nullopt: record the earlier one.
+    virtual result<std::optional<mailbox_status>> status_after_own_changes(
+        const std::string& mailbox) {
+        (void)mailbox;
+        return std::optional<mailbox_status>();
+    }
     // The flags message `uid` had when the journal last saw it (its record), said before
     // set_flags, expunge, move or fetch name it: a store may use them to find the message
     // without listing the mailbox (a Maildir file's name carries its flags). A stale hint

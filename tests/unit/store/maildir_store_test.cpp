@@ -793,6 +793,87 @@ TEST_F(maildir_store_test, set_flags_applies_changes_to_the_current_flags_with_k
     EXPECT_TRUE(names_in(cur).empty());
 }
 
+// ---- a run's own changes (maildir/watch.hpp)
+
+// A store vouches for a folder only if every change since the status it reported was its
+// own: then the engine records the state after the run and the next run lists nothing.
+class own_changes_test : public maildir_store_test {
+  protected:
+    // A folder with two synced messages and a store that has just listed it (a new run).
+    void SetUp() override {
+        maildir_store_test::SetUp();
+        auto first = make_with({"INBOX"});
+        std::vector<outgoing_message> in;
+        in.push_back(outgoing(message("<1@x>"), flags({"\\Seen"})));
+        in.push_back(outgoing(message("<2@x>")));
+        uids = first->append("INBOX", std::move(in)).value();
+        first.reset();
+        // Past the settle time: the listed token is a settled one.
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        store = make(maildir::layout_kind::verbatim, nullptr, std::chrono::milliseconds(20));
+        ASSERT_TRUE(store->list());
+    }
+    bool flag_first() {
+        std::vector<flag_change> ch{{uids.at(0), flags({"\\Flagged"}), {}}};
+        return static_cast<bool>(store->set_flags("INBOX", ch));
+    }
+    void client_renames_the_second() {
+        auto cur = root / "INBOX" / "cur";
+        for (const auto& n : names_in(cur))
+            if (n.ends_with(":2,")) fs::rename(cur / n, cur / (n + "S"));
+    }
+    std::vector<mail::uid> uids;
+    std::unique_ptr<maildir_store> store;
+};
+
+TEST_F(own_changes_test, only_own_changes_give_the_status_after_them_which_the_next_run_lists) {
+    EXPECT_FALSE(store->status_after_own_changes("INBOX").value());  // nothing written yet
+    ASSERT_TRUE(flag_first()) << store->last_error();
+    auto after = store->status_after_own_changes("INBOX").value();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->messages, 2u);
+    // The next run's listing: the same status, so the engine sees nothing to do.
+    auto next = make();
+    auto listed = next->status("INBOX").value();
+    EXPECT_EQ(listed, *after);
+}
+
+TEST_F(own_changes_test, a_client_change_before_the_first_write_is_not_vouched_for) {
+    client_renames_the_second();
+    ASSERT_TRUE(flag_first()) << store->last_error();
+    EXPECT_FALSE(store->status_after_own_changes("INBOX").value());
+}
+
+TEST_F(own_changes_test, a_client_change_after_the_writes_is_not_vouched_for) {
+    ASSERT_TRUE(flag_first()) << store->last_error();
+    client_renames_the_second();
+    EXPECT_FALSE(store->status_after_own_changes("INBOX").value());
+}
+
+TEST_F(own_changes_test, a_client_delivery_between_two_writes_is_not_vouched_for) {
+    ASSERT_TRUE(flag_first()) << store->last_error();
+    write_file(root / "INBOX" / "new" / "1700000000.M1P1.client", message("<3@x>"));
+    ASSERT_TRUE(store->expunge("INBOX", std::vector<mail::uid>{uids.at(1)}));
+    EXPECT_FALSE(store->status_after_own_changes("INBOX").value());
+}
+
+TEST_F(own_changes_test, a_folder_this_run_created_and_filled_is_vouched_for_and_moves_too) {
+    ASSERT_TRUE(store->create("Archive"));
+    std::vector<outgoing_message> in;
+    in.push_back(outgoing(message("<a@x>")));
+    ASSERT_TRUE(store->append("Archive", std::move(in)));
+    ASSERT_TRUE(store->move("INBOX", std::vector<mail::uid>{uids.at(0)}, "Archive"));
+    auto archive = store->status_after_own_changes("Archive").value();
+    auto inbox = store->status_after_own_changes("INBOX").value();
+    ASSERT_TRUE(archive);
+    ASSERT_TRUE(inbox);
+    EXPECT_EQ(archive->messages, 2u);
+    EXPECT_EQ(inbox->messages, 1u);
+    auto next = make();
+    EXPECT_EQ(next->status("Archive").value(), *archive);
+    EXPECT_EQ(next->status("INBOX").value(), *inbox);
+}
+
 TEST_F(maildir_store_test, a_keyword_without_a_letter_is_dropped_from_the_name_and_reported_once) {
     auto s = make_with({"INBOX"});
     std::string kw;
