@@ -254,15 +254,11 @@ result<journal> journal::open(const journal_options& options, std::string* diagn
     std::uint32_t found_version = 0;
     auto r = j.env_.write([&](lmdb::write_txn& t) -> result<void> {
         const std::pair<lmdb::dbi*, const char*> names[] = {
-            {&j.db_.meta, "meta"},
-            {&j.db_.pairs, "pairs"},
-            {&j.db_.records, "records"},
-            {&j.db_.records_b, "records_b"},
-            {&j.db_.md_folders, "md_folders"},
-            {&j.db_.md_state, "md_state"},
-            {&j.db_.md_names, "md_names"},
-            {&j.db_.md_uids, "md_uids"},
-            {&j.db_.intents, "intents"},
+            {&j.db_.meta, "meta"},           {&j.db_.pairs, "pairs"},
+            {&j.db_.records, "records"},     {&j.db_.records_a, "records_a"},
+            {&j.db_.records_b, "records_b"}, {&j.db_.md_folders, "md_folders"},
+            {&j.db_.md_state, "md_state"},   {&j.db_.md_names, "md_names"},
+            {&j.db_.md_uids, "md_uids"},     {&j.db_.intents, "intents"},
         };
         for (auto [d, name] : names) {
             TANDEM_TRY(h, lmdb::dbi::open(t, name));
@@ -281,7 +277,7 @@ result<journal> journal::open(const journal_options& options, std::string* diagn
             if (!rc) return corrupt();
             j.created_ = rc->i64();
             if (!rc->done()) return corrupt();
-            return {};
+            return j.index_records_a(t);
         }
         j.created_ = static_cast<std::int64_t>(std::time(nullptr));
         TANDEM_CHECK(
@@ -289,6 +285,7 @@ result<journal> journal::open(const journal_options& options, std::string* diagn
         TANDEM_CHECK(t.put(j.db_.meta, "created", writer::value(format_1).i64(j.created_).bytes()));
         TANDEM_CHECK(t.put(j.db_.meta, "next_id", u64_value(1)));
         TANDEM_CHECK(t.put(j.db_.meta, "next_intent", u64_value(1)));
+        TANDEM_CHECK(t.put(j.db_.meta, "records_a", u64_value(1)));
         return {};
     });
     if (!r) {
@@ -373,6 +370,25 @@ result<bool> journal::erase_pair(lmdb::write_txn& t, std::string_view channel,
 
 // ---- pair records ----
 
+// records_a came after the first journals: one built from `records` when it is missing.
+result<void> journal::index_records_a(lmdb::write_txn& t) {
+    TANDEM_TRY(done, t.get(db_.meta, "records_a"));
+    if (done) return {};
+    std::vector<std::pair<std::string, std::string>> index;
+    {
+        TANDEM_TRY(c, t.open_cursor(db_.records));
+        TANDEM_CHECK(c.scan({}, {}, [&](const lmdb::entry& e) -> result<void> {
+            if (e.key.size() != 16) return corrupt();
+            if (codec::load_be32(e.key.substr(8)) == 0) return {};
+            index.emplace_back(std::string(e.key.substr(0, 12)),
+                               uid_value(codec::load_be32(e.key.substr(12))));
+            return {};
+        }));
+    }
+    for (const auto& [k, v] : index) TANDEM_CHECK(t.put(db_.records_a, k, v));
+    return t.put(db_.meta, "records_a", u64_value(1));
+}
+
 result<std::optional<std::string>> journal::record_key(const lmdb::txn& t, std::uint64_t pair,
                                                        side s, mail::uid uid) const {
     if (uid == 0) return std::optional<std::string>();
@@ -394,6 +410,8 @@ result<std::optional<std::string>> journal::record_key(const lmdb::txn& t, std::
 
 result<void> journal::erase_record_key(lmdb::write_txn& t, std::string_view key) {
     TANDEM_CHECK(t.erase(db_.records, key));
+    if (codec::load_be32(key.substr(8)) != 0)
+        TANDEM_CHECK(t.erase(db_.records_a, key.substr(0, 12)));
     auto uid_b = codec::load_be32(key.substr(12));
     if (uid_b != 0) {
         auto bkey = writer().raw(key.substr(0, 8)).u32(uid_b).take();
@@ -409,6 +427,9 @@ result<void> journal::put_record(lmdb::write_txn& t, std::uint64_t pair, const p
         if (old) TANDEM_CHECK(erase_record_key(t, *old));
     }
     TANDEM_CHECK(t.put(db_.records, full_record_key(pair, r.uid.a, r.uid.b), encode_record(r)));
+    if (r.uid.a != 0)
+        TANDEM_CHECK(
+            t.put(db_.records_a, writer().u64(pair).u32(r.uid.a).bytes(), uid_value(r.uid.b)));
     if (r.uid.b != 0)
         TANDEM_CHECK(
             t.put(db_.records_b, writer().u64(pair).u32(r.uid.b).bytes(), uid_value(r.uid.a)));
@@ -458,8 +479,10 @@ result<std::vector<pair_record>> journal::records(const lmdb::txn& t, std::uint6
     return out;
 }
 
+// From the uid indexes, not `records`: a walk over keys with small values touches a tenth
+// of the pages (a 200,000-message mailbox: 5 MB instead of 40 MB mapped).
 result<std::vector<mail::uid>> journal::uids(const lmdb::txn& t, std::uint64_t pair, side s) const {
-    TANDEM_TRY(c, t.open_cursor(s == side::a ? db_.records : db_.records_b));
+    TANDEM_TRY(c, t.open_cursor(s == side::a ? db_.records_a : db_.records_b));
     std::vector<mail::uid> out;
     TANDEM_CHECK(c.scan_prefix(codec::be64(pair), [&](const lmdb::entry& e) -> result<void> {
         if (e.key.size() < 12) return corrupt();
@@ -471,7 +494,7 @@ result<std::vector<mail::uid>> journal::uids(const lmdb::txn& t, std::uint64_t p
 }
 
 result<std::size_t> journal::count_uids(const lmdb::txn& t, std::uint64_t pair, side s) const {
-    TANDEM_TRY(c, t.open_cursor(s == side::a ? db_.records : db_.records_b));
+    TANDEM_TRY(c, t.open_cursor(s == side::a ? db_.records_a : db_.records_b));
     std::size_t n = 0;
     TANDEM_CHECK(c.scan_prefix(codec::be64(pair), [&](const lmdb::entry& e) -> result<void> {
         if (e.key.size() < 12) return corrupt();
@@ -491,6 +514,7 @@ result<std::size_t> journal::count_records(const lmdb::txn& t, std::uint64_t pai
 result<std::size_t> journal::erase_records(lmdb::write_txn& t, std::uint64_t pair) {
     auto prefix = codec::be64(pair);
     TANDEM_TRY(n, erase_prefix(t, db_.records, prefix));
+    TANDEM_CHECK(erase_prefix(t, db_.records_a, prefix));
     TANDEM_CHECK(erase_prefix(t, db_.records_b, prefix));
     return n;
 }

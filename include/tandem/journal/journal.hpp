@@ -272,13 +272,15 @@ class journal {
 
   private:
     struct dbis {
-        lmdb::dbi meta, pairs, records, records_b, md_folders, md_state, md_names, md_uids, intents;
+        lmdb::dbi meta, pairs, records, records_a, records_b, md_folders, md_state, md_names,
+            md_uids, intents;
     };
     journal() = default;
     result<std::uint64_t> next_counter(lmdb::write_txn& t, std::string_view name);
     result<std::optional<std::string>> record_key(const lmdb::txn& t, std::uint64_t pair, side s,
                                                   mail::uid uid) const;
     result<void> erase_record_key(lmdb::write_txn& t, std::string_view key);
+    result<void> index_records_a(lmdb::write_txn& t);
 
     fs::lock_file lock_;  // first member: released after the env is closed
     lmdb::env env_;

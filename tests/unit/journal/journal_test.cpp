@@ -324,6 +324,42 @@ TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
     EXPECT_EQ(visited, 2);
 }
 
+// records_a (pair, uid_a -> uid_b) came after the first journals: opening one without it
+// builds it from `records`, once.
+TEST_F(journal_test, a_journal_without_the_uid_a_index_gets_it_built_on_open) {
+    open();
+    std::uint64_t p = 0;
+    write([&](lmdb::write_txn& w) {
+        p = val(j->open_pair(w, "c", "INBOX")).id;
+        for (mail::uid a : {30u, 10u, 20u}) ASSERT_TRUE(j->put_record(w, p, rec(a, a + 1000)));
+        ASSERT_TRUE(j->put_record(w, p, rec(0, 2000)));
+    });
+    j.reset();
+    {  // as an older tandem left it: no index, no mark
+        lmdb::env_options eo;
+        auto e = lmdb::env::open(dir / "state" / "journal", eo);
+        ASSERT_TRUE(e);
+        auto w = e->begin_write();
+        ASSERT_TRUE(w);
+        auto meta = lmdb::dbi::open(*w, "meta", false);
+        auto index = lmdb::dbi::open(*w, "records_a", false);
+        ASSERT_TRUE(meta && index);
+        ASSERT_TRUE(w->erase(*meta, "records_a"));
+        for (mail::uid a : {10u, 20u, 30u})
+            ASSERT_TRUE(w->erase(*index, codec::writer().u64(p).u32(a).bytes()));
+        ASSERT_TRUE(std::move(*w).commit());
+    }
+    open();
+    {
+        auto r = read();
+        EXPECT_EQ(val(j->uids(r, p, side::a)), (std::vector<mail::uid>{10, 20, 30}));
+        EXPECT_EQ(val(j->count_uids(r, p, side::a)), 3u);
+    }
+    write([&](lmdb::write_txn& w) { ASSERT_TRUE(j->erase_record(w, p, side::a, 20)); });
+    auto r = read();
+    EXPECT_EQ(val(j->uids(r, p, side::a)), (std::vector<mail::uid>{10, 30}));
+}
+
 TEST_F(journal_test, updates_that_change_uid_b_keep_both_indexes_consistent) {
     open();
     std::uint64_t p = 0;
