@@ -317,7 +317,12 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
         if (!n1) return fail("stat", dir_ / "new", n1.error());
         auto c1 = stamp_of(dir_ / "cur");
         if (!c1) return fail("stat", dir_ / "cur", c1.error());
-        if (!(stamps{*n1, *c1} == before)) continue;  // somebody messed with it meanwhile
+        if (!(stamps{*n1, *c1} == before)) {
+            // Somebody is changing it (a client's burst of renames): give them longer each
+            // time before the next listing (5, 10, ... 35 ms, 140 ms in all).
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 * (attempt + 1)));
+            continue;
+        }
 
         cache_.clear();
         if (remember) {
@@ -357,7 +362,10 @@ result<void> folder::relist() {
         if (!n1) return fail("stat", dir_ / "new", n1.error());
         auto c1 = stamp_of(dir_ / "cur");
         if (!c1) return fail("stat", dir_ / "cur", c1.error());
-        if (!(stamps{*n1, *c1} == stamps{*n0, *c0})) continue;
+        if (!(stamps{*n1, *c1} == stamps{*n0, *c0})) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 * (attempt + 1)));
+            continue;
+        }
         cache_ = std::move(found);
         return {};
     }

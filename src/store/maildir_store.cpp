@@ -422,21 +422,15 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     if (!kw) return kw.error();
 
     auto& entries = scan->entries;
-    // The journal keeps the names in byte order: a merge walk with the scan in the same
-    // order finds the new and the gone names without a map of either side.
-    std::vector<std::uint32_t> order(entries.size());
-    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(),
-              [&](std::uint32_t x, std::uint32_t y) { return entries[x].base < entries[y].base; });
+    // The scan's names by base name, to meet the journal's map (in its order) with one
+    // lookup each: a sort of 200,000 names cost more than the rest of the listing.
+    std::unordered_map<std::string_view, std::uint32_t> by_base;
+    by_base.reserve(entries.size());
     // Two files of one base name in cur/ (a client's link-then-unlink rename caught half-way)
-    // are one message: the first in order stands for it.
-    order.erase(std::unique(order.begin(), order.end(),
-                            [&](std::uint32_t x, std::uint32_t y) {
-                                return entries[x].base == entries[y].base;
-                            }),
-                order.end());
-    std::vector<char> skip(entries.size(), 1);
-    for (auto i : order) skip[i] = 0;
+    // are one message: the first one stands for it.
+    std::vector<char> skip(entries.size(), 0);
+    for (std::uint32_t i = 0; i < entries.size(); ++i)
+        if (!by_base.try_emplace(entries[i].base, i).second) skip[i] = 1;
     std::vector<mail::uid> uids(entries.size(), 0);
     std::vector<char> fresh(entries.size(), 0);
     std::vector<std::string> gone;
@@ -447,22 +441,30 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
         if (!r) return d.journal_fail(r.error(), "scan " + *canon);
         found = *r;
-        std::size_t k = 0;
         if (found) {
             auto w = d.journal.maildir_for_each_name(
                 *t, *found, [&](std::string_view name, mail::uid u) -> result<void> {
-                    for (; k < order.size() && entries[order[k]].base < name; ++k)
-                        fresh[order[k]] = 1;
-                    if (k < order.size() && entries[order[k]].base == name)
-                        uids[order[k++]] = u;
+                    auto it = by_base.find(name);
+                    if (it != by_base.end())
+                        uids[it->second] = u;
                     else
                         gone.emplace_back(name);
                     return {};
                 });
             if (!w) return d.journal_fail(w.error(), "scan " + *canon);
         }
-        for (; k < order.size(); ++k) fresh[order[k]] = 1;
     }
+    by_base = {};
+    // New names get their UIDs in name order, which is delivery order for the usual
+    // unique names.
+    std::vector<std::uint32_t> order;
+    for (std::uint32_t i = 0; i < entries.size(); ++i)
+        if (!skip[i] && uids[i] == 0) {
+            fresh[i] = 1;
+            order.push_back(i);
+        }
+    std::sort(order.begin(), order.end(),
+              [&](std::uint32_t x, std::uint32_t y) { return entries[x].base < entries[y].base; });
     const bool any_fresh = std::find(fresh.begin(), fresh.end(), 1) != fresh.end();
     journal::maildir_folder rec = found.value_or(journal::maildir_folder{});
     // Only a scan that found new or gone names writes: one transaction where a new base name
@@ -485,7 +487,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         });
         if (!w) return d.journal_fail(w.error(), "scan " + *canon);
     }
-    const std::size_t listed = order.size();
+    const auto listed = static_cast<std::size_t>(std::count(skip.begin(), skip.end(), 0));
     order = {};
     gone = {};
 
