@@ -470,6 +470,37 @@ result<void> journal::for_each_record(const lmdb::txn& t, std::uint64_t pair,
     return {};
 }
 
+result<pair_record> journal::record_view::decode() const {
+    return decode_record(key, value);
+}
+
+result<void> journal::for_each_record_view(
+    const lmdb::txn& t, std::uint64_t pair,
+    const std::function<result<bool>(const record_view&)>& f) const {
+    TANDEM_TRY(c, t.open_cursor(db_.records));
+    bool stopped = false;
+    auto r = c.scan_prefix(codec::be64(pair), [&](const lmdb::entry& e) -> result<void> {
+        if (e.key.size() != 16) return corrupt();
+        auto rd = open_value(e.value);
+        if (!rd) return corrupt();
+        record_view v;
+        v.uid.a = codec::load_be32(e.key.substr(8));
+        v.uid.b = codec::load_be32(e.key.substr(12));
+        v.flags = rd->flags();
+        if (!rd->ok()) return corrupt();
+        v.key = e.key;
+        v.value = e.value;
+        TANDEM_TRY(go_on, f(v));
+        if (!go_on) {
+            stopped = true;
+            return make_error_code(std::errc::operation_canceled);
+        }
+        return {};
+    });
+    if (!r && !stopped) return r;
+    return {};
+}
+
 result<std::vector<pair_record>> journal::records(const lmdb::txn& t, std::uint64_t pair) const {
     std::vector<pair_record> out;
     TANDEM_CHECK(for_each_record(t, pair, [&](const pair_record& r) {

@@ -417,10 +417,15 @@ result<void> run::read_records(mailbox_work& w, bool everything,
             }
         }
     } else {
-        auto r = journal_.for_each_record(*t, id, [&](const journal::pair_record& rec) {
-            filter.offer(from_journal(rec));
-            return true;
-        });
+        // Most records match their listing and are dropped: decoded in full only when kept.
+        auto r = journal_.for_each_record_view(
+            *t, id, [&](const journal::journal::record_view& v) -> result<bool> {
+                if (!filter.keeps(v.uid, v.flags)) return true;
+                auto rec = v.decode();
+                if (!rec) return result<bool>(boost::system::in_place_error, rec.error());
+                filter.take(from_journal(*rec));
+                return true;
+            });
         if (!r) return r;
     }
     filter.finish(counts);

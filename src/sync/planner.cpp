@@ -973,20 +973,24 @@ message_info* input_filter::find(side s, mail::uid uid) {
 }
 
 void input_filter::offer(pair_record r) {
+    if (keeps(r.uid, r.flags)) take(std::move(r));
+}
+
+bool input_filter::keeps(const per_side<mail::uid>& uid, const mail::flag_set& flags) {
     bool named = false;
     per_side<message_info*> at{nullptr, nullptr};
     for (side s : both_sides) {
-        if (r.uid[s] == 0) continue;
+        if (uid[s] == 0) continue;
         const side_report& rep = in_.sides[s];
-        message_info* m = find(s, r.uid[s]);
+        message_info* m = find(s, uid[s]);
         if (!m) {
             named = named || rep.complete ||
-                    std::binary_search(rep.vanished.begin(), rep.vanished.end(), r.uid[s]);
+                    std::binary_search(rep.vanished.begin(), rep.vanished.end(), uid[s]);
             continue;
         }
         at[s] = m;
         if (keeps_) {
-            for (const auto& k : r.flags.keywords()) {
+            for (const auto& k : flags.keywords()) {
                 if (m->flags.has_keyword(k)) continue;
                 auto& cache = kept_[s];
                 auto it = std::find_if(cache.begin(), cache.end(),
@@ -995,14 +999,12 @@ void input_filter::offer(pair_record r) {
                 if (!it->second) m->flags.add_keyword(k);
             }
         }
-        named = named || m->flags != r.flags;
+        named = named || m->flags != flags;
     }
-    if (named || everything_) {
-        in_.records.push_back(std::move(r));
-        return;
-    }
+    if (named || everything_) return true;
     for (side s : both_sides)
         if (at[s]) drop_[s][static_cast<std::size_t>(at[s] - in_.sides[s].messages.data())] = 1;
+    return false;
 }
 
 void input_filter::finish(const per_side<std::size_t>& counts) {

@@ -220,8 +220,20 @@ class journal {
     result<void> for_each_record(const lmdb::txn& t, std::uint64_t pair,
                                  const std::function<bool(const pair_record&)>& f) const;
     result<std::vector<pair_record>> records(const lmdb::txn& t, std::uint64_t pair) const;
+    // A record as a walk finds it: its uids and flags decoded, the rest (identities, content
+    // key, size: three allocations) only by decode(), for the records a caller keeps.
+    struct record_view {
+        per_side<mail::uid> uid;
+        mail::flag_set flags;
+        std::string_view key, value;  // valid during the call only
+        result<pair_record> decode() const;
+    };
+    // Like for_each_record; f returns false to stop, or an error that ends the walk.
+    result<void> for_each_record_view(
+        const lmdb::txn& t, std::uint64_t pair,
+        const std::function<result<bool>(const record_view&)>& f) const;
     // The non-zero UIDs of side `s` in the pair's records, ascending (a key walk of
-    // `records` or `records_b`; no value decoded): store::known_state::uids.
+    // `records_a` or `records_b`; no value decoded): store::known_state::uids.
     result<std::vector<mail::uid>> uids(const lmdb::txn& t, std::uint64_t pair, side s) const;
     // How many records have a non-zero UID on side `s` (the same key walk, nothing kept).
     result<std::size_t> count_uids(const lmdb::txn& t, std::uint64_t pair, side s) const;

@@ -24,9 +24,11 @@ enum class direction : std::uint8_t { both, a_to_b, b_to_a };
 
 struct channel_rules {
     direction dir = direction::both;
-    per_side<bool> may_create{true, true};   // create missing mailboxes on that side
-    per_side<bool> may_remove{false, false}; // remove mailboxes on that side (when the other side removed its copy)
-    per_side<bool> may_expunge{true, true};  // expunge on that side what the other side expunged; else mark \Deleted
+    per_side<bool> may_create{true, true};  // create missing mailboxes on that side
+    per_side<bool> may_remove{
+        false, false};  // remove mailboxes on that side (when the other side removed its copy)
+    per_side<bool> may_expunge{
+        true, true};  // expunge on that side what the other side expunged; else mark \Deleted
     // Mass-removal guard: removals on one side of a mailbox pair (expunges + \Deleted marks
     // caused by the other side) above this share of that side's known messages stop that
     // mailbox pair, unless `force`. Mailboxes with fewer than `guard_min_removals` removals
@@ -39,7 +41,8 @@ struct channel_rules {
     std::uint64_t max_size = 0;  // 0: no limit; larger messages are not copied (reported)
 
     bool propagates_from(side s) const {
-        return dir == direction::both || (s == side::a ? dir == direction::a_to_b : dir == direction::b_to_a);
+        return dir == direction::both ||
+               (s == side::a ? dir == direction::a_to_b : dir == direction::b_to_a);
     }
 };
 
@@ -49,28 +52,28 @@ struct channel_rules {
 // copy direction that does not apply); it is forgotten when that message goes too.
 struct pair_record {
     per_side<mail::uid> uid;
-    mail::flag_set flags;               // as last synced (both sides had these)
-    per_side<std::string> identity;     // message_info::identity on each side
-    std::string content_key;            // message_info::content_key
+    mail::flag_set flags;            // as last synced (both sides had these)
+    per_side<std::string> identity;  // message_info::identity on each side
+    std::string content_key;         // message_info::content_key
     std::uint64_t size = 0;
     friend bool operator==(const pair_record&, const pair_record&) = default;
 };
 
 // What one side's store reported for one mailbox since the journal's state.
 struct side_report {
-    bool exists = true;                 // the mailbox exists on this side
-    bool uidvalidity_changed = false;   // every uid of this side in the records is void
+    bool exists = true;                // the mailbox exists on this side
+    bool uidvalidity_changed = false;  // every uid of this side in the records is void
     // `messages` lists every message of the mailbox: a known uid that is not listed is gone.
     // Always true when uidvalidity_changed, and on the first sync of the mailbox.
     bool complete = false;
     // New messages and messages whose flags may have changed (all of them when complete).
     std::vector<mail::message_info> messages;
-    std::vector<mail::uid> vanished;    // known uids that are gone (when not complete)
+    std::vector<mail::uid> vanished;  // known uids that are gone (when not complete)
 };
 
 struct mailbox_input {
-    std::string name;                   // canonical: UTF-8, '/' separates levels, INBOX is "INBOX"
-    bool known = false;                 // the journal has state for this mailbox pair
+    std::string name;    // canonical: UTF-8, '/' separates levels, INBOX is "INBOX"
+    bool known = false;  // the journal has state for this mailbox pair
     std::vector<pair_record> records;
     per_side<side_report> sides;
     // Set when `records` holds only the records that matter to this run: the engine leaves
@@ -130,7 +133,7 @@ struct move_message {
     std::string from_mailbox;
     std::string to_mailbox;
     mail::uid uid = 0;
-    mail::flag_set add;     // flag changes to apply to the moved copy afterwards
+    mail::flag_set add;  // flag changes to apply to the moved copy afterwards
     mail::flag_set remove;
     pair_record old_record;  // in from_mailbox
     pair_record new_record;  // in to_mailbox
@@ -150,11 +153,11 @@ using action = std::variant<create_mailbox, remove_mailbox, copy_message, set_fl
 // Something the user should hear about; no action follows from it.
 struct notice {
     enum class kind : std::uint8_t {
-        skipped_too_large,     // a message over max_size was not copied
-        conflict,              // expunged on one side, changed on the other: the expunge won
-        mailbox_gone,          // a mailbox vanished on one side and is not removed on the other
-        guard_tripped,         // the mass-removal guard stopped this mailbox pair
-        mailbox_not_created,   // a new mailbox exists on one side only and may not be created
+        skipped_too_large,    // a message over max_size was not copied
+        conflict,             // expunged on one side, changed on the other: the expunge won
+        mailbox_gone,         // a mailbox vanished on one side and is not removed on the other
+        guard_tripped,        // the mass-removal guard stopped this mailbox pair
+        mailbox_not_created,  // a new mailbox exists on one side only and may not be created
     };
     kind what;
     std::string mailbox;
@@ -193,6 +196,11 @@ class input_filter {
     input_filter(mailbox_input& in, bool everything, keeps_fn keeps = {});
     // One record of the journal; each at most once.
     void offer(pair_record r);
+    // The same in two steps, so that a record the plan does not need is never decoded in
+    // full: whether the record with these uids and flags is kept (the listings are
+    // settled against it either way), then, if so, the record itself.
+    bool keeps(const per_side<mail::uid>& uid, const mail::flag_set& flags);
+    void take(pair_record r) { in_.records.push_back(std::move(r)); }
     // Drops the listing entries that matched records left out, and sets record_counts.
     void finish(const per_side<std::size_t>& counts);
 

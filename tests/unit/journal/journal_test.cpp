@@ -322,6 +322,21 @@ TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
     int visited = 0;
     ASSERT_TRUE(j->for_each_record(r, p, [&](const pair_record&) { return ++visited < 2; }));
     EXPECT_EQ(visited, 2);
+    // The same walk with views: uids and flags at once, the whole record on demand.
+    std::vector<pair_record> viewed;
+    ASSERT_TRUE(j->for_each_record_view(r, p, [&](const journal::record_view& v) -> result<bool> {
+        auto full = v.decode();
+        EXPECT_TRUE(full);
+        EXPECT_EQ(full->uid, v.uid);
+        EXPECT_EQ(full->flags, v.flags);
+        viewed.push_back(*full);
+        return true;
+    }));
+    EXPECT_EQ(viewed, *all);
+    visited = 0;
+    ASSERT_TRUE(j->for_each_record_view(
+        r, p, [&](const journal::record_view&) -> result<bool> { return ++visited < 3; }));
+    EXPECT_EQ(visited, 3);
 }
 
 // records_a (pair, uid_a -> uid_b) came after the first journals: opening one without it
