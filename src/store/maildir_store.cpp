@@ -137,14 +137,22 @@ struct maildir_store::impl {
     // the engine expects, so that a folder nobody changed since the last sync is not listed
     // (200,000 names) to rename, remove or move a few of its files. A message without a
     // hint, or not where its hint says, is found by a listing as before.
+    // `known`: the folder's keyword file where the caller has read it already.
     result<void> place(const std::string& mailbox, maildir::folder& f,
-                       std::span<const mail::uid> uids, const std::vector<std::string>& bases) {
+                       std::span<const mail::uid> uids, const std::vector<std::string>& bases,
+                       const maildir::keyword_file* known = nullptr) {
         auto it = expected.find(mailbox);
         if (it == expected.end()) return {};
         auto hints = std::move(it->second);
         expected.erase(it);
-        auto kw = keywords(f);
-        if (!kw) return kw.error();
+        std::optional<maildir::keyword_file> read;
+        if (!known) {
+            auto k = keywords(f);
+            if (!k) return k.error();
+            read.emplace(std::move(*k));
+            known = &*read;
+        }
+        const auto* kw = known;
         for (std::size_t i = 0; i < uids.size(); ++i) {
             auto h = hints.find(uids[i]);
             if (h == hints.end() || bases[i].empty()) continue;
@@ -715,9 +723,9 @@ result<void> maildir_store::set_flags(const std::string& mailbox,
     for (const auto& c : changes) uids.push_back(c.uid);
     auto bases = d.bases_of(*canon, uids, nullptr);
     if (!bases) return bases.error();
-    if (auto r = d.place(mailbox, f, uids, *bases); !r) return r.error();
     auto kw = d.keywords(f);
     if (!kw) return kw.error();
+    if (auto r = d.place(mailbox, f, uids, *bases, &*kw); !r) return r.error();
     std::vector<std::string> wanted;
     for (const auto& c : changes)
         for (const auto& k : c.add.keywords())
@@ -768,11 +776,11 @@ result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
     if (!bases) return bases.error();
     std::vector<mail::uid> out(uids.size(), 0);
     if (!src_rec) return out;
-    if (auto r = d.place(from, src, uids, *bases); !r) return r.error();
 
     const std::string what = "move from " + *src_name + " to " + *dst_name;
     auto src_kw = d.keywords(src);
     if (!src_kw) return src_kw.error();
+    if (auto r = d.place(from, src, uids, *bases, &*src_kw); !r) return r.error();
     auto dst_kw = d.keywords(dst);
     if (!dst_kw) return dst_kw.error();
     // Keyword letters are per folder: the destination's may differ, so first give every
