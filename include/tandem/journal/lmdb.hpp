@@ -95,11 +95,16 @@ struct entry {
 
 // A cursor over one database inside one transaction; closed in the destructor.
 // Positioning calls return the entry they land on, or nullopt at either end.
+namespace detail {
+struct env_state;
+}
+
 class cursor {
   public:
     cursor() = default;
     ~cursor();
-    cursor(cursor&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+    cursor(cursor&& o) noexcept
+        : handle_(std::exchange(o.handle_, nullptr)), env_(std::exchange(o.env_, nullptr)) {}
     cursor& operator=(cursor&& o) noexcept;
     cursor(const cursor&) = delete;
     cursor& operator=(const cursor&) = delete;
@@ -130,14 +135,11 @@ class cursor {
 
   private:
     friend class txn;
-    explicit cursor(MDB_cursor* c) : handle_(c) {}
+    cursor(MDB_cursor* c, detail::env_state* e) : handle_(c), env_(e) {}
     result<std::optional<entry>> step(MDB_cursor_op op, std::string_view key = {});
     MDB_cursor* handle_ = nullptr;
+    detail::env_state* env_ = nullptr;
 };
-
-namespace detail {
-struct env_state;
-}
 
 // What read and write transactions share: reads and cursors. Functions that only read
 // take a `const txn&`, so that they run inside a write transaction too and see its
@@ -242,6 +244,8 @@ class env {
     // Bytes used by the data file up to its last page.
     std::size_t used_size() const;
     std::size_t open_transactions() const;
+    // How many times the map's pages were unmapped from this process (see env_state).
+    std::size_t page_releases() const;
 
     MDB_env* handle() const;
 

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cctype>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,24 @@ struct lmdb_env : ::testing::Test {
         return std::string(**v);
     }
 };
+
+// Kilobytes of `file` that this process has mapped and resident (/proc/self/smaps).
+std::size_t resident_kb_of(const std::filesystem::path& file) {
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool in_file = false;
+    std::size_t kb = 0;
+    while (std::getline(smaps, line)) {
+        if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+            line.find(' ') < line.find(':'))
+            in_file = line.size() >= file.native().size() &&
+                      line.compare(line.size() - file.native().size(), std::string::npos,
+                                   file.native()) == 0;
+        else if (in_file && line.rfind("Rss:", 0) == 0)
+            kb += std::stoul(line.substr(4));
+    }
+    return kb;
+}
 
 mode_t lmdb_mode_of(const std::filesystem::path& p) {
     struct stat st {};
@@ -249,6 +269,35 @@ TEST_F(lmdb_env, many_small_commits_grow_the_map_before_it_fills) {
     auto v = read(be32(2999));
     ASSERT_TRUE(v);
     EXPECT_EQ(v->size(), 200u);
+}
+
+// A walk over every entry leaves at most a few pages of the map resident in this process,
+// not the file (the pages the kernel mapped around each fault included): the journal of a
+// 200,000-message mailbox would otherwise count in full in tandem's RSS.
+TEST_F(lmdb_env, a_long_walk_does_not_keep_the_map_resident) {
+    open();
+    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
+        for (std::uint32_t i = 0; i < 60000; ++i)
+            if (auto r = w.put(db, be32(i), std::string(300, 'v')); !r) return r;
+        return {};
+    }));
+    const auto file = std::filesystem::canonical(dir / "env" / "data.mdb");
+    const std::size_t file_kb = std::filesystem::file_size(file) / 1024;
+    ASSERT_GT(file_kb, 16u * 1024);
+
+    auto r = env.begin_read();
+    ASSERT_TRUE(r);
+    auto c = r->open_cursor(db);
+    ASSERT_TRUE(c);
+    std::size_t walked = 0, peak_kb = 0;
+    auto walk = c->scan({}, {}, [&](const lmdb::entry& e) {
+        EXPECT_EQ(e.value.size(), 300u);
+        if (++walked % 5000 == 0) peak_kb = std::max(peak_kb, resident_kb_of(file));
+    });
+    ASSERT_TRUE(walk);
+    EXPECT_EQ(walked, 60000u);
+    EXPECT_GT(env.page_releases(), 0u);
+    EXPECT_LT(peak_kb, file_kb / 4) << "of " << file_kb << " KB";
 }
 
 TEST_F(lmdb_env, cursor_ranges) {
