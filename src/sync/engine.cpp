@@ -613,15 +613,15 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         if (it == position.end()) return {};
         const auto* a = batch[it->second];
         store::outgoing_message m;
-        m.flags = a->flags;
+        m.flags = a->flags();
         if (const auto* info = w.info(from, uid)) m.internal_date = info->internal_date;
         // A listing that skipped the headers (a first sync into an empty mailbox) left the
         // key empty: the record gets it from the body, so that a later move between folders
         // or a UIDVALIDITY change still finds the message by content.
         std::string key;
-        if (a->new_record.content_key.empty())
-            key = maildir::content_key(maildir::identify_header(header_of(body)),
-                                       a->new_record.size, m.internal_date);
+        if (a->source->content_key.empty())
+            key = maildir::content_key(maildir::identify_header(header_of(body)), a->size(),
+                                       m.internal_date);
         m.body = std::move(body);
         outgoing.push_back(std::move(m));
         sent.push_back(a);
@@ -647,7 +647,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
     std::vector<pair_record> made;
     made.reserve(sent.size());
     for (std::size_t i = 0; i < sent.size(); ++i) {
-        pair_record r = sent[i]->new_record;
+        pair_record r = sent[i]->new_record();
         r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
         if (r.content_key.empty()) r.content_key = std::move(sent_keys[i]);
         // Without the new uid (no UIDPLUS and not found again), record nothing: the
@@ -689,8 +689,8 @@ bool run::nothing_landed(mailbox_work& w, side on) {
 void run::refuse(mailbox_work& w, const copy_message& m) {
     const side to = opposite(m.from);
     std::ostringstream text;
-    text << "copying message uid " << m.uid << " (" << m.size << " bytes) of " << w.name << " from "
-         << st(m.from).describe() << " to " << st(to).describe() << " was refused: ";
+    text << "copying message uid " << m.uid << " (" << m.size() << " bytes) of " << w.name
+         << " from " << st(m.from).describe() << " to " << st(to).describe() << " was refused: ";
     const auto& detail = st(to).last_error();
     text << (detail.empty() ? std::string("the server said NO") : detail);
     log_.error(text.str());
@@ -711,7 +711,7 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
     progress prog;
     prog.mailbox = first.mailbox;
     prog.messages_total = batch.size();
-    for (const auto* a : batch) prog.bytes_total += a->size;
+    for (const auto* a : batch) prog.bytes_total += a->size();
 
     // Refusals of single messages in a row with the same words, before any single one went
     // through: a server that refuses everything (OVERQUOTA, RFC 5530) is not asked 500 times.
@@ -739,8 +739,8 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
         std::size_t end = next;
         std::uint64_t bytes = 0;
         while (end < batch.size() && end - next < copy_batch_messages &&
-               (end == next || bytes + batch[end]->size <= copy_batch_bytes)) {
-            bytes += batch[end]->size;
+               (end == next || bytes + batch[end]->size() <= copy_batch_bytes)) {
+            bytes += batch[end]->size();
             ++end;
         }
         // The intent is durable before the other store changes; the commit that records the
@@ -900,7 +900,7 @@ void run::execute(const plan& p) {
         }
     if (job_.dry_run) {
         for (const auto& a : p.actions) {
-            std::string mailbox = std::visit(
+            std::string mailbox = visit_action(
                 [](const auto& x) -> std::string {
                     if constexpr (requires { x.mailbox; })
                         return x.mailbox;
@@ -914,7 +914,7 @@ void run::execute(const plan& p) {
     }
     std::size_t i = 0;
     while (i < p.actions.size()) {
-        std::visit(
+        visit_action(
             [&](const auto& first) {
                 using T = std::decay_t<decltype(first)>;
                 if constexpr (std::is_same_v<T, create_mailbox>) {
@@ -927,7 +927,7 @@ void run::execute(const plan& p) {
                     std::vector<const T*> batch{&first};
                     ++i;
                     while (i < p.actions.size()) {
-                        const T* next = std::get_if<T>(&p.actions[i]);
+                        const T* next = action_if<T>(p.actions[i]);
                         if (!next || !same_batch(first, *next)) break;
                         batch.push_back(next);
                         ++i;
@@ -1063,7 +1063,7 @@ bool channel_report::any_guarded() const {
 }
 
 std::string describe(const action& a) {
-    return std::visit(
+    return visit_action(
         [](const auto& x) -> std::string {
             using T = std::decay_t<decltype(x)>;
             std::ostringstream o;
@@ -1073,7 +1073,7 @@ std::string describe(const action& a) {
                 o << "remove mailbox " << x.mailbox << " on " << side_label(x.on);
             else if constexpr (std::is_same_v<T, copy_message>)
                 o << "copy " << x.mailbox << " uid " << x.uid << " " << side_label(x.from) << " -> "
-                  << side_label(opposite(x.from)) << " " << flags_text(x.flags);
+                  << side_label(opposite(x.from)) << " " << flags_text(x.flags());
             else if constexpr (std::is_same_v<T, set_flags>)
                 o << "flags " << x.mailbox << " uid " << x.uid << " on " << side_label(x.on) << " +"
                   << flags_text(x.add) << " -" << flags_text(x.remove);

@@ -133,6 +133,7 @@ pair_record one_sided(const pair_record& r, side keep, const flag_set& flags) {
 
 enum class group : std::uint8_t { create, update, flags, expunge, copy, move, remove };
 
+// An action as the planner builds it, with what orders it in the plan.
 struct item {
     action act;
     group g = group::update;
@@ -144,6 +145,22 @@ struct item {
     mail::uid u2 = 0;
     bool erase_only = false;  // update_record that only erases: sorts first
     bool removal = false;     // counts against the mass-removal guard on side `sd`
+};
+
+// An item once emitted: its action in planner::acts_, and the ordering keys, compact (a
+// first sync emits one per message).
+constexpr std::uint32_t no_box = static_cast<std::uint32_t>(-1);
+struct slot {
+    std::uint32_t act = 0;  // index into planner::acts_
+    std::uint32_t box = no_box;
+    std::uint32_t box2 = no_box;
+    std::uint32_t change = 0;  // set_flags: index into planner::changes_
+    mail::uid u = 0;
+    mail::uid u2 = 0;
+    group g = group::update;
+    side sd = side::a;
+    bool erase_only = false;
+    bool removal = false;
 };
 
 enum class mode : std::uint8_t {
@@ -215,12 +232,16 @@ class planner {
     item flags_item(std::size_t b, side on, mail::uid uid, const flag_set& now,
                     const flag_set& target);
     void add_notice(std::size_t b, notice::kind what, side on, mail::uid uid, std::string text);
+    void push(item&& it);
     void guard();
     plan assemble();
 
     const channel_rules& rules_;
     std::vector<box> boxes_;
-    std::deque<item> items_;  // a deque: growing it moves no action
+    std::vector<action> acts_;  // in the order emitted; assemble() puts them in plan order
+    std::deque<slot> slots_;
+    std::vector<std::string> changes_;  // the distinct flag changes, by first emission
+    std::unordered_map<std::string, std::uint32_t> change_ids_;
     std::vector<std::pair<std::size_t, notice>> notices_;
     std::vector<std::size_t> guarded_;
 };
@@ -234,6 +255,27 @@ void planner::add_notice(std::size_t b, notice::kind what, side on, mail::uid ui
     notices_.push_back({b, notice{what, boxes_[b].in->name, on, uid, std::move(text)}});
 }
 
+void planner::push(item&& it) {
+    slot sl;
+    sl.act = static_cast<std::uint32_t>(acts_.size());
+    sl.box = it.box == npos ? no_box : static_cast<std::uint32_t>(it.box);
+    sl.box2 = it.box2 == npos ? no_box : static_cast<std::uint32_t>(it.box2);
+    if (it.g == group::flags) {
+        auto [at, added] =
+            change_ids_.try_emplace(it.change, static_cast<std::uint32_t>(changes_.size()));
+        if (added) changes_.push_back(std::move(it.change));
+        sl.change = at->second;
+    }
+    sl.u = it.u;
+    sl.u2 = it.u2;
+    sl.g = it.g;
+    sl.sd = it.sd;
+    sl.erase_only = it.erase_only;
+    sl.removal = it.removal;
+    acts_.push_back(std::move(it.act));
+    slots_.push_back(sl);
+}
+
 void planner::put_update(std::size_t b, std::optional<pair_record> old_record,
                          std::optional<pair_record> new_record) {
     item it;
@@ -244,7 +286,7 @@ void planner::put_update(std::size_t b, std::optional<pair_record> old_record,
     it.u2 = key.uid.b;
     it.erase_only = !new_record.has_value();
     it.act = update_record{boxes_[b].in->name, std::move(old_record), std::move(new_record)};
-    items_.push_back(std::move(it));
+    push(std::move(it));
 }
 
 item planner::flags_item(std::size_t b, side on, mail::uid uid, const flag_set& now,
@@ -292,7 +334,7 @@ void planner::finish(std::size_t b, const pair_record* orig, const pair_record& 
         journal_only(orig, base);
         from = &base;
     }
-    std::visit(
+    visit_action(
         [&](auto& a) {
             using T = std::decay_t<decltype(a)>;
             if constexpr (std::is_same_v<T, set_flags> || std::is_same_v<T, expunge_message>) {
@@ -304,7 +346,7 @@ void planner::finish(std::size_t b, const pair_record* orig, const pair_record& 
             }
         },
         acts.back().act);
-    for (auto& a : acts) items_.push_back(std::move(a));
+    for (auto& a : acts) push(std::move(a));
 }
 
 void planner::setup(std::size_t b) {
@@ -347,7 +389,7 @@ void planner::setup(std::size_t b) {
     it.box = b;
     it.sd = o;
     it.act = create_mailbox{in.name, o};
-    items_.push_back(std::move(it));
+    push(std::move(it));
     side_view& v = bx.v[s];
     const auto& msgs = in.sides[s].messages;
     v.taken.assign(msgs.size(), 0);
@@ -731,14 +773,9 @@ void planner::pair_new(std::size_t b) {
 void planner::new_message(std::size_t b, side s, std::uint32_t j) {
     const box& bx = boxes_[b];
     const message_info& m = bx.message(s, j);
-    pair_record r;
-    r.uid[s] = m.uid;
-    r.flags = m.flags;
-    r.identity[s] = m.identity;
-    r.content_key = m.content_key;
-    r.size = m.size;
+    copy_message copy{bx.in->name, s, m.uid, &m};
     if (!rules_.propagates_from(s)) {
-        put_update(b, std::nullopt, std::move(r));
+        put_update(b, std::nullopt, copy.new_record());
         return;
     }
     if (rules_.max_size != 0 && m.size > rules_.max_size) {
@@ -746,7 +783,7 @@ void planner::new_message(std::size_t b, side s, std::uint32_t j) {
                    "uid " + std::to_string(m.uid) + " on side " + side_text(s) + " has " +
                        std::to_string(m.size) + " bytes, over the limit of " +
                        std::to_string(rules_.max_size) + "; not copied");
-        put_update(b, std::nullopt, std::move(r));
+        put_update(b, std::nullopt, copy.new_record());
         return;
     }
     item it;
@@ -754,8 +791,8 @@ void planner::new_message(std::size_t b, side s, std::uint32_t j) {
     it.box = b;
     it.sd = s;
     it.u = m.uid;
-    it.act = copy_message{bx.in->name, s, m.uid, m.flags, m.size, std::move(r)};
-    items_.push_back(std::move(it));
+    it.act = std::move(copy);
+    push(std::move(it));
 }
 
 // S34, S35: removed on one side. The other copy goes only when allowed and when it holds
@@ -775,7 +812,7 @@ void planner::decide_orphan(std::size_t b) {
         it.box = b;
         it.sd = s;
         it.act = remove_mailbox{bx.in->name, s};
-        items_.push_back(std::move(it));
+        push(std::move(it));
         return;
     }
     std::string why = revalidated ? "its UIDVALIDITY changed"
@@ -791,7 +828,7 @@ void planner::decide_orphan(std::size_t b) {
 // S25: an unmounted Maildir or a wiped account must never empty the other side.
 void planner::guard() {
     std::vector<per_side<std::size_t>> removals(boxes_.size());
-    for (const auto& it : items_)
+    for (const auto& it : slots_)
         if (it.removal) ++removals[it.box][it.sd];
     std::vector<char> tripped(boxes_.size(), 0);
     for (std::size_t b = 0; b < boxes_.size(); ++b) {
@@ -822,8 +859,8 @@ void planner::guard() {
                            "); mailbox left untouched, run with --force to apply");
         }
     }
-    auto hit = [&](std::size_t b) { return b != npos && tripped[b]; };
-    std::erase_if(items_, [&](const item& it) { return hit(it.box) || hit(it.box2); });
+    auto hit = [&](std::uint32_t b) { return b != no_box && tripped[b]; };
+    std::erase_if(slots_, [&](const slot& it) { return hit(it.box) || hit(it.box2); });
     std::erase_if(notices_, [&](const auto& n) {
         return tripped[n.first] && n.second.what != notice::kind::guard_tripped;
     });
@@ -833,10 +870,10 @@ void planner::guard() {
 
 plan planner::assemble() {
     plan out;
-    auto rank = [&](std::size_t b) { return boxes_[b].rank; };
-    std::vector<item*> creates, moves, removes;
-    std::vector<std::vector<item*>> per_box(boxes_.size());
-    for (auto& it : items_) {
+    auto rank = [&](std::uint32_t b) { return boxes_[b].rank; };
+    std::vector<slot*> creates, moves, removes;
+    std::vector<std::vector<slot*>> per_box(boxes_.size());
+    for (auto& it : slots_) {
         switch (it.g) {
             case group::create:
                 creates.push_back(&it);
@@ -852,58 +889,59 @@ plan planner::assemble() {
                 break;
         }
     }
-    auto by_box_side = [&](const item* x, const item* y) {
+    auto by_box_side = [&](const slot* x, const slot* y) {
         return std::pair(rank(x->box), x->sd) < std::pair(rank(y->box), y->sd);
     };
     std::sort(creates.begin(), creates.end(), by_box_side);
     std::sort(removes.begin(), removes.end(), by_box_side);
-    std::sort(moves.begin(), moves.end(), [&](const item* x, const item* y) {
+    std::sort(moves.begin(), moves.end(), [&](const slot* x, const slot* y) {
         return std::tuple(x->sd, rank(x->box), rank(x->box2), x->u) <
                std::tuple(y->sd, rank(y->box), rank(y->box2), y->u);
     });
-    std::vector<std::size_t> box_order(boxes_.size());
-    std::iota(box_order.begin(), box_order.end(), std::size_t{0});
+    std::vector<std::uint32_t> box_order(boxes_.size());
+    std::iota(box_order.begin(), box_order.end(), std::uint32_t{0});
     std::sort(box_order.begin(), box_order.end(),
-              [&](std::size_t x, std::size_t y) { return rank(x) < rank(y); });
+              [&](std::uint32_t x, std::uint32_t y) { return rank(x) < rank(y); });
 
-    // Within a mailbox: by group, erasures first, side, flag change, uid. Compact keys, so
-    // that sorting a few hundred thousand journal updates stays cheap.
-    std::map<std::string_view, std::uint32_t> change_rank;
-    for (const auto& it : items_)
-        if (it.g == group::flags) change_rank.emplace(it.change, 0);
-    std::uint32_t next_rank = 0;
-    for (auto& [text, r] : change_rank) r = next_rank++;
-    struct sort_key {
-        std::uint8_t g, kept, sd;
-        std::uint32_t change;
-        mail::uid u, u2;
-        item* it;
-        bool operator<(const sort_key& o) const {
-            return std::tie(g, kept, sd, change, u, u2) <
-                   std::tie(o.g, o.kept, o.sd, o.change, o.u, o.u2);
-        }
+    // Within a mailbox: by group, erasures first, side, flag change (in text order), uid.
+    std::vector<std::uint32_t> by_text(changes_.size());
+    std::iota(by_text.begin(), by_text.end(), std::uint32_t{0});
+    std::sort(by_text.begin(), by_text.end(),
+              [&](std::uint32_t x, std::uint32_t y) { return changes_[x] < changes_[y]; });
+    std::vector<std::uint32_t> change_rank(changes_.size());
+    for (std::uint32_t r = 0; r < by_text.size(); ++r) change_rank[by_text[r]] = r;
+    auto key = [&](const slot* it) {
+        return std::tuple(static_cast<std::uint8_t>(it->g), !it->erase_only, it->sd,
+                          it->g == group::flags ? change_rank[it->change] : 0u, it->u, it->u2);
     };
-    std::vector<sort_key> keys;
-    for (auto& v : per_box) {
-        keys.clear();
-        keys.reserve(v.size());
-        for (item* it : v)
-            keys.push_back({static_cast<std::uint8_t>(it->g),
-                            static_cast<std::uint8_t>(it->erase_only ? 0 : 1),
-                            static_cast<std::uint8_t>(it->sd),
-                            it->g == group::flags ? change_rank[it->change] : 0u, it->u, it->u2,
-                            it});
-        if (!std::is_sorted(keys.begin(), keys.end())) std::stable_sort(keys.begin(), keys.end());
-        for (std::size_t n = 0; n < keys.size(); ++n) v[n] = keys[n].it;
-    }
+    auto before = [&](const slot* x, const slot* y) { return key(x) < key(y); };
+    for (auto& v : per_box)
+        if (!std::is_sorted(v.begin(), v.end(), before))
+            std::stable_sort(v.begin(), v.end(), before);
 
-    out.actions.reserve(items_.size());
-    for (item* it : creates) out.actions.push_back(std::move(it->act));
-    for (std::size_t b : box_order)
-        for (item* it : per_box[b]) out.actions.push_back(std::move(it->act));
-    for (item* it : moves) out.actions.push_back(std::move(it->act));
-    for (item* it : removes) out.actions.push_back(std::move(it->act));
-    items_.clear();
+    // The plan's order as positions into acts_, then acts_ permuted into it in place: a
+    // second vector of every action would double the peak of a first sync.
+    std::vector<std::uint32_t> dest(acts_.size(), no_box);
+    std::uint32_t next = 0;
+    auto place = [&](const std::vector<slot*>& v) {
+        for (const slot* it : v) dest[it->act] = next++;
+    };
+    place(creates);
+    for (std::uint32_t b : box_order) place(per_box[b]);
+    place(moves);
+    place(removes);
+    const std::uint32_t kept = next;
+    for (auto& d : dest)
+        if (d == no_box) d = next++;  // left out by the guard: moved past the end, dropped
+    for (std::uint32_t i = 0; i < dest.size(); ++i)
+        while (dest[i] != i) {
+            const std::uint32_t j = dest[i];
+            std::swap(acts_[i], acts_[j]);
+            std::swap(dest[i], dest[j]);
+        }
+    acts_.resize(kept);
+    out.actions = std::move(acts_);
+    slots_.clear();
 
     std::stable_sort(notices_.begin(), notices_.end(), [&](const auto& x, const auto& y) {
         return std::tuple(rank(x.first), x.second.what, x.second.on, x.second.uid) <
@@ -918,6 +956,14 @@ plan planner::assemble() {
 
 plan planner::run() {
     for (std::size_t b = 0; b < boxes_.size(); ++b) setup(b);
+    // Most records and new messages make one action: room for them at once, so that the
+    // vector of a first sync does not grow by doubling (three times its size at a copy).
+    std::size_t expected = acts_.size() + boxes_.size();  // + a mailbox removal each
+    for (const auto& bx : boxes_) {
+        expected += bx.in->records.size();
+        for (side s : both_sides) expected += bx.v[s].fresh.size();
+    }
+    acts_.reserve(expected);
     for (side s : both_sides) detect_moves(s);
     for (std::size_t b = 0; b < boxes_.size(); ++b) {
         box& bx = boxes_[b];
@@ -948,6 +994,16 @@ plan planner::run() {
 }
 
 }  // namespace
+
+pair_record copy_message::new_record() const {
+    pair_record r;
+    r.uid[from] = uid;
+    r.flags = source->flags;
+    r.identity[from] = source->identity;
+    r.content_key = source->content_key;
+    r.size = source->size;
+    return r;
+}
 
 input_filter::input_filter(mailbox_input& in, bool everything, keeps_fn keeps)
     : in_(in), everything_(everything), keeps_(std::move(keeps)) {

@@ -9,9 +9,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -98,15 +100,20 @@ struct remove_mailbox {
     std::string mailbox;
     side on;
 };
-// Copy message `uid` of side `from` to the other side with `flags`. new_record.uid[opposite(from)]
-// is 0 here: the executor fills in the uid of the new copy.
+// Copy message `uid` of side `from` to the other side with its listed flags. The copy refers
+// to its listing entry instead of holding a copy of it: a first sync plans one copy per
+// message (200,000 of them), and the planner's input outlives the plan (make_plan).
 struct copy_message {
     std::string mailbox;
     side from;
     mail::uid uid = 0;
-    mail::flag_set flags;
-    std::uint64_t size = 0;
-    pair_record new_record;
+    const mail::message_info* source = nullptr;  // the listing entry of `uid` on side `from`
+
+    const mail::flag_set& flags() const { return source->flags; }
+    std::uint64_t size() const { return source->size; }
+    // The record the copy makes: uid[opposite(from)] is 0 here, for the executor to fill
+    // in with the uid of the new copy.
+    pair_record new_record() const;
 };
 // Add and remove flags of message `uid` on side `on`.
 struct set_flags {
@@ -147,8 +154,71 @@ struct update_record {
     std::optional<pair_record> new_record;
 };
 
-using action = std::variant<create_mailbox, remove_mailbox, copy_message, set_flags,
-                            expunge_message, move_message, update_record>;
+// A heap-held alternative of `action`: a plan holds one action per message to copy, so
+// the variant keeps the size of its small alternatives (a copy: 48 bytes) and the rarer
+// large ones (two records each) live behind a pointer. A value: copyable, never empty.
+template <class T>
+class boxed {
+  public:
+    boxed(T value) : p_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit on purpose
+    boxed(const boxed& o) : p_(std::make_unique<T>(*o.p_)) {}
+    boxed(boxed&&) noexcept = default;
+    boxed& operator=(const boxed& o) {
+        if (this != &o) p_ = std::make_unique<T>(*o.p_);
+        return *this;
+    }
+    boxed& operator=(boxed&&) noexcept = default;
+    T& operator*() { return *p_; }
+    const T& operator*() const { return *p_; }
+    T* operator->() { return p_.get(); }
+    const T* operator->() const { return p_.get(); }
+
+  private:
+    std::unique_ptr<T> p_;
+};
+
+using action = std::variant<create_mailbox, remove_mailbox, copy_message, boxed<set_flags>,
+                            boxed<expunge_message>, boxed<move_message>, boxed<update_record>>;
+
+namespace detail {
+template <class T>
+const T& unboxed(const T& x) {
+    return x;
+}
+template <class T>
+T& unboxed(T& x) {
+    return x;
+}
+template <class T>
+const T& unboxed(const boxed<T>& x) {
+    return *x;
+}
+template <class T>
+T& unboxed(boxed<T>& x) {
+    return *x;
+}
+}  // namespace detail
+
+// std::visit over an action that hands `f` the alternative itself (a set_flags, not its box).
+template <class F>
+decltype(auto) visit_action(F&& f, const action& a) {
+    return std::visit([&](const auto& x) -> decltype(auto) { return f(detail::unboxed(x)); }, a);
+}
+template <class F>
+decltype(auto) visit_action(F&& f, action& a) {
+    return std::visit([&](auto& x) -> decltype(auto) { return f(detail::unboxed(x)); }, a);
+}
+// The action as a T (create_mailbox ... update_record), or nullptr.
+template <class T>
+const T* action_if(const action& a) {
+    if constexpr (std::is_same_v<T, create_mailbox> || std::is_same_v<T, remove_mailbox> ||
+                  std::is_same_v<T, copy_message>) {
+        return std::get_if<T>(&a);
+    } else {
+        const auto* x = std::get_if<boxed<T>>(&a);
+        return x ? &**x : nullptr;
+    }
+}
 
 // Something the user should hear about; no action follows from it.
 struct notice {
@@ -216,7 +286,10 @@ class input_filter {
 // Plans one channel: every mailbox pair at once, so that a message that left one mailbox
 // and arrived in another on the same side is seen as a move. Actions come in an order the
 // executor can apply: mailbox creations first, then per mailbox; removals of mailboxes last.
+// The plan refers to the inputs' listings (copy_message::source): keep them unchanged
+// while the plan is used.
 plan make_plan(const std::vector<mailbox_input>& mailboxes, const channel_rules& rules);
+plan make_plan(std::vector<mailbox_input>&& mailboxes, const channel_rules& rules) = delete;
 // The same over inputs that live elsewhere (the engine's, which outlive the plan).
 plan make_plan(const std::vector<const mailbox_input*>& mailboxes, const channel_rules& rules);
 

@@ -42,7 +42,8 @@ TEST(input_filter, identical_listing_entries_plan_nothing_and_are_left_out) {
     EXPECT_TRUE(in.sides.a.messages.empty());
     ASSERT_TRUE(in.record_counts);
     EXPECT_EQ(in.record_counts->a, 5u);
-    const plan p = make_plan({in}, channel_rules{});
+    const std::vector<mailbox_input> inputs{in};
+    const plan p = make_plan(inputs, channel_rules{});
     EXPECT_EQ(show_actions(p), std::vector<std::string>{});
     EXPECT_TRUE(p.notices.empty());
 }
@@ -51,7 +52,7 @@ TEST(input_filter, an_echo_with_the_records_flags_on_a_side_that_reports_changes
     auto in = filtered(mbox("INBOX", records(5), changes({msg(2, "\\Seen")}), changes()));
     EXPECT_TRUE(in.records.empty());
     EXPECT_TRUE(in.sides.a.messages.empty());
-    EXPECT_EQ(show_actions(make_plan({in}, channel_rules{})), std::vector<std::string>{});
+    EXPECT_EQ(actions_of({in}, channel_rules{}), std::vector<std::string>{});
 }
 
 TEST(input_filter, a_record_that_a_complete_listing_lacks_is_still_seen_as_deleted) {
@@ -60,16 +61,17 @@ TEST(input_filter, a_record_that_a_complete_listing_lacks_is_still_seen_as_delet
     ASSERT_EQ(in.records.size(), 1u);
     EXPECT_EQ(in.records[0].uid.a, 3u);
     EXPECT_TRUE(in.sides.a.messages.empty());
-    const plan p = make_plan({in}, channel_rules{});
+    const std::vector<mailbox_input> inputs{in};
+    const plan p = make_plan(inputs, channel_rules{});
     EXPECT_EQ(show_actions(p),
               (std::vector<std::string>{"expunge INBOX b:103 | 3/103 [\\Seen] => -"}));
-    EXPECT_EQ(show_actions(p), show_actions(make_plan({whole}, channel_rules{})));
+    EXPECT_EQ(show_actions(p), actions_of({whole}, channel_rules{}));
 }
 
 TEST(input_filter, a_vanished_uid_names_its_record) {
     auto in = filtered(mbox("INBOX", records(5), changes(), changes({}, {104})));
     ASSERT_EQ(in.records.size(), 1u);
-    EXPECT_EQ(show_actions(make_plan({in}, channel_rules{})),
+    EXPECT_EQ(actions_of({in}, channel_rules{}),
               (std::vector<std::string>{"expunge INBOX a:4 | 4/104 [\\Seen] => -"}));
 }
 
@@ -82,11 +84,12 @@ TEST(input_filter, a_record_one_side_names_keeps_its_entry_on_the_other_sides_co
     ASSERT_EQ(in.records.size(), 1u);
     ASSERT_EQ(in.sides.a.messages.size(), 1u);
     EXPECT_EQ(in.sides.a.messages[0].uid, 2u);
-    const plan p = make_plan({in}, channel_rules{});
+    const std::vector<mailbox_input> inputs{in};
+    const plan p = make_plan(inputs, channel_rules{});
     EXPECT_EQ(show_actions(p), (std::vector<std::string>{
                                    "flags INBOX a:2 +[\\Flagged] -[] | 2/102 [\\Seen] => 2/102 "
                                    "[\\Seen \\Flagged]"}));
-    EXPECT_EQ(show_actions(p), show_actions(make_plan({whole}, channel_rules{})));
+    EXPECT_EQ(show_actions(p), actions_of({whole}, channel_rules{}));
 }
 
 TEST(input_filter, new_messages_stay) {
@@ -96,7 +99,7 @@ TEST(input_filter, new_messages_stay) {
              changes()));
     EXPECT_TRUE(in.records.empty());
     ASSERT_EQ(in.sides.a.messages.size(), 1u);
-    EXPECT_EQ(show_actions(make_plan({in}, channel_rules{})),
+    EXPECT_EQ(actions_of({in}, channel_rules{}),
               (std::vector<std::string>{"copy INBOX a:9 [] | new 9/0 [] <k9>"}));
 }
 
@@ -105,13 +108,15 @@ TEST(input_filter, the_guard_measures_against_the_journal_not_the_records_handed
     // 4 of 10 gone: under half of the journal, although all of the records handed over.
     auto some = filtered(mbox("INBOX", records(10), full(listing(10, {1, 2, 3, 4})), changes()));
     EXPECT_EQ(some.records.size(), 4u);
-    const plan p4 = make_plan({some}, rules);
+    const std::vector<mailbox_input> some_in{some};
+    const plan p4 = make_plan(some_in, rules);
     EXPECT_TRUE(p4.guarded_mailboxes.empty());
     EXPECT_EQ(p4.actions.size(), 4u);
     // 8 of 10 gone: the guard still trips.
     auto most = filtered(
         mbox("INBOX", records(10), full(listing(10, {1, 2, 3, 4, 5, 6, 7, 8})), changes()));
-    const plan p8 = make_plan({most}, rules);
+    const std::vector<mailbox_input> most_in{most};
+    const plan p8 = make_plan(most_in, rules);
     EXPECT_EQ(p8.guarded_mailboxes, std::vector<std::string>{"INBOX"});
     EXPECT_TRUE(p8.actions.empty());
     ASSERT_EQ(p8.notices.size(), 1u);
@@ -123,12 +128,12 @@ TEST(input_filter, a_keyword_the_side_cannot_carry_is_put_back_and_not_a_change)
     auto keeps = [](side s, std::string_view k) { return !(s == side::b && k == "$label27"); };
     auto in = filtered(mbox("INBOX", recs, changes(), full({msg(101, "\\Seen")})), false, keeps);
     EXPECT_TRUE(in.records.empty());
-    EXPECT_EQ(show_actions(make_plan({in}, channel_rules{})), std::vector<std::string>{});
+    EXPECT_EQ(actions_of({in}, channel_rules{}), std::vector<std::string>{});
     // A keyword the side can carry and lacks was removed there.
     auto removed = filtered(mbox("INBOX", recs, changes(), full({msg(101, "\\Seen")})), false,
                             [](side, std::string_view) { return true; });
     EXPECT_EQ(removed.records.size(), 1u);
-    EXPECT_EQ(show_actions(make_plan({removed}, channel_rules{})),
+    EXPECT_EQ(actions_of({removed}, channel_rules{}),
               (std::vector<std::string>{
                   "flags INBOX a:1 +[] -[$label27] | 1/101 [\\Seen $label27] => 1/101 [\\Seen]"}));
 }

@@ -110,7 +110,7 @@ inline std::string side_name(side s) {
 }
 
 inline std::string show(const action& a) {
-    return std::visit(
+    return visit_action(
         [](const auto& x) -> std::string {
             using T = std::decay_t<decltype(x)>;
             if constexpr (std::is_same_v<T, create_mailbox>) {
@@ -119,9 +119,9 @@ inline std::string show(const action& a) {
                 return "remove " + x.mailbox + " on " + side_name(x.on);
             } else if constexpr (std::is_same_v<T, copy_message>) {
                 std::string s = "copy " + x.mailbox + " " + side_name(x.from) + ":" +
-                                std::to_string(x.uid) + " " + show(x.flags);
-                if (x.size != 0) s += " s=" + std::to_string(x.size);
-                return s + " | new " + show(x.new_record);
+                                std::to_string(x.uid) + " " + show(x.flags());
+                if (x.size() != 0) s += " s=" + std::to_string(x.size());
+                return s + " | new " + show(x.new_record());
             } else if constexpr (std::is_same_v<T, set_flags>) {
                 return "flags " + x.mailbox + " " + side_name(x.on) + ":" + std::to_string(x.uid) +
                        " +" + show(x.add) + " -" + show(x.remove) +
@@ -166,6 +166,12 @@ inline std::vector<std::string> show_actions(const plan& p) {
     std::vector<std::string> out;
     for (const auto& a : p.actions) out.push_back(show(a));
     return out;
+}
+
+// The actions planned for `in`, shown (make_plan wants inputs that outlive the plan).
+inline std::vector<std::string> actions_of(const std::vector<mailbox_input>& in,
+                                           const channel_rules& rules) {
+    return show_actions(make_plan(in, rules));
 }
 inline std::vector<std::string> show_notices(const plan& p) {
     std::vector<std::string> out;

@@ -510,8 +510,9 @@ INSTANTIATE_TEST_SUITE_P(rules, planner_table, ::testing::ValuesIn(cases()),
 TEST(planner, guard_notice_gives_the_numbers) {
     std::vector<pair_record> recs;
     for (mail::uid u = 1; u <= 10; ++u) recs.push_back(rec(u, 100 + u));
-    const plan p =
-        make_plan({mbox("INBOX", recs, changes({}, {1, 2, 3, 4, 5, 6, 7}), changes())}, {});
+    const std::vector<mailbox_input> in{
+        mbox("INBOX", recs, changes({}, {1, 2, 3, 4, 5, 6, 7}), changes())};
+    const plan p = make_plan(in, {});
     ASSERT_EQ(p.notices.size(), 1u);
     EXPECT_EQ(p.notices[0].what, notice::kind::guard_tripped);
     EXPECT_EQ(p.notices[0].on, side::b);
@@ -521,7 +522,8 @@ TEST(planner, guard_notice_gives_the_numbers) {
 }
 
 TEST(planner, empty_input_gives_an_empty_plan) {
-    const plan p = make_plan(std::vector<mailbox_input>{}, {});
+    const std::vector<mailbox_input> none;
+    const plan p = make_plan(none, {});
     EXPECT_TRUE(p.actions.empty());
     EXPECT_TRUE(p.notices.empty());
     EXPECT_TRUE(p.guarded_mailboxes.empty());
@@ -537,6 +539,28 @@ TEST(planner, input_order_of_mailboxes_does_not_matter) {
     std::reverse(in.begin(), in.end());
     EXPECT_EQ(show_actions(make_plan(in, {})), forward);
     EXPECT_EQ(forward.size(), 2u);
+}
+
+// A first sync plans one copy per message (200,000 in one folder): the actions stay small,
+// the large ones behind a pointer, a copy referring to its listing entry.
+TEST(planner, an_action_stays_small_since_a_first_sync_plans_one_per_message) {
+    EXPECT_LE(sizeof(action), 64u);
+    EXPECT_LE(sizeof(copy_message), 48u);
+    mail::message_info m;
+    m.uid = 7;
+    m.size = 123;
+    m.identity = "X1";
+    m.content_key = "<k>/123";
+    m.flags.add_imap("\\Seen");
+    const copy_message c{"INBOX", side::b, 7, &m};
+    const pair_record r = c.new_record();
+    EXPECT_EQ(r.uid.a, 0u);
+    EXPECT_EQ(r.uid.b, 7u);
+    EXPECT_EQ(r.identity.b, "X1");
+    EXPECT_TRUE(r.identity.a.empty());
+    EXPECT_EQ(r.content_key, "<k>/123");
+    EXPECT_EQ(r.size, 123u);
+    EXPECT_EQ(r.flags, m.flags);
 }
 
 }  // namespace
