@@ -233,7 +233,7 @@ void folder::remember(entry_list&& entries) {
     cache_.drop_duplicates();  // one location per base name: the first, as find() gives
 }
 
-result<scan_result> folder::scan(scan_mode mode, bool remember) {
+result<scan_result> folder::scan(scan_mode mode, bool remember, std::size_t expected) {
     bool waited = false;
     for (int attempt = 0; attempt < scan_attempts; ++attempt) {
         auto n0 = stamp_of(dir_ / "new");
@@ -255,6 +255,8 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
         bool settled = age >= settle_ns;
 
         scan_result out;
+        // A few more than expected: new mail since the count, without doubling the entries.
+        if (expected > 0) out.entries.reserve(expected + expected / 32 + 64);
         // The entries of new/ come first: positions below this one.
         std::size_t in_new = 0;
         bool listing_failed = false;

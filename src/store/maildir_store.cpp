@@ -422,9 +422,23 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     auto fo = d.open_folder(*canon);
     if (!fo) return fo.error();
     maildir::folder& f = **fo;
+    // How many names the journal maps for the folder: about as many as the scan will find,
+    // so that its entries are allocated once instead of grown by doubling.
+    std::size_t expected = 0;
+    {
+        auto t = d.journal.begin_read();
+        if (!t) return d.journal_fail(t.error(), "scan " + *canon);
+        auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
+        if (!r) return d.journal_fail(r.error(), "scan " + *canon);
+        if (*r) {
+            auto n = d.journal.maildir_count(*t, **r);
+            if (!n) return d.journal_fail(n.error(), "scan " + *canon);
+            expected = *n;
+        }
+    }
     // Names only: a stat per file would cost more than the rest of the scan together; the
     // files that need their size or date are stat'ed below.
-    auto scan = f.scan(maildir::scan_mode::names, false);
+    auto scan = f.scan(maildir::scan_mode::names, false, expected);
     if (!scan) return d.folder_fail(scan.error(), "scan " + *canon, f);
     auto kw = d.keywords(f);
     if (!kw) return kw.error();

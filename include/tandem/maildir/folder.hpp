@@ -164,7 +164,12 @@ class folder {
     // The locations found are remembered for the calls that take a base name, unless
     // `remember` is false: then the caller hands the entries back with remember() once it
     // is done with them, so that a large folder is not held twice at once.
-    result<scan_result> scan(scan_mode mode = scan_mode::full, bool remember = true);
+    //
+    // `expected`: how many files the folder is thought to hold (the count of the last scan);
+    // room for them and a few more is made before the listing, which would otherwise grow
+    // its entries by doubling.
+    result<scan_result> scan(scan_mode mode = scan_mode::full, bool remember = true,
+                             std::size_t expected = 0);
     // Takes the locations of `entries` (of a scan of this folder) as the ones to try first:
     // the listing itself becomes the folder's, nothing is copied.
     void remember(entry_list&& entries);

@@ -463,6 +463,15 @@ TEST(maildir_folder, scan_keeps_one_entry_per_base_and_skips_odd_files) {
     ASSERT_TRUE(names);
     EXPECT_EQ(names->entries.size(), 2u);
     for (const auto& e : names->entries) EXPECT_EQ(e.mtime, 0);
+    // A count to make room for, too small or too large, changes nothing but the allocation.
+    for (std::size_t expected : {1, 2, 100000}) {
+        auto again = f.scan(scan_mode::names, true, expected);
+        ASSERT_TRUE(again);
+        ASSERT_EQ(again->entries.size(), 2u);
+        EXPECT_NE(again->entries.find("dup.M1.h"), entry_list::npos);
+        EXPECT_EQ(again->entries[again->entries.find("dup.M1.h")].subdir, subdir::cur);
+        EXPECT_NE(again->entries.find("x,S=99"), entry_list::npos);
+    }
 }
 
 TEST(maildir_folder, change_token_sees_additions_renames_and_removals) {
