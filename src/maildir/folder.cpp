@@ -227,15 +227,13 @@ result<bool> folder::changed_since(std::string_view token) const {
     return !(stamps{*n, *c} == *old);
 }
 
-void folder::remember(std::vector<entry>&& entries) {
-    cache_.clear();
-    cache_.reserve(entries.size());
-    for (auto& e : entries)
-        cache_.try_emplace(std::move(e.base), location{e.subdir, std::move(e.file_name)});
-    entries = {};
+void folder::remember(entry_list&& entries) {
+    cache_ = std::move(entries);
+    entries.clear();
+    cache_.drop_duplicates();  // one location per base name: the first, as find() gives
 }
 
-result<scan_result> folder::scan(scan_mode mode, bool remember) {
+result<scan_result> folder::scan(scan_mode mode, bool remember, std::size_t expected) {
     bool waited = false;
     for (int attempt = 0; attempt < scan_attempts; ++attempt) {
         auto n0 = stamp_of(dir_ / "new");
@@ -257,7 +255,10 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
         bool settled = age >= settle_ns;
 
         scan_result out;
-        std::unordered_map<std::string, std::size_t> index;
+        // A few more than expected: new mail since the count, without doubling the entries.
+        if (expected > 0) out.entries.reserve(expected + expected / 32 + 64);
+        // The entries of new/ come first: positions below this one.
+        std::size_t in_new = 0;
         bool listing_failed = false;
         ++listings_;
         for (subdir sd : {subdir::new_, subdir::cur}) {
@@ -277,40 +278,35 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
             }
             for (auto& name : *names) {
                 if (name.empty() || name.front() == '.') continue;
-                auto fn = parse_name(name, options_.separator);
-                entry e;
-                e.subdir = sd;
-                e.system = fn.flags_info ? fn.system : std::string();
-                e.keywords = fn.flags_info ? fn.keywords : std::string();
-                e.base = std::move(fn.base);
-                if (auto s = size_hint(e.base)) e.size = *s;
+                entry e(std::move(name), sd, options_.separator);
+                const auto hint = size_hint(e.base());
+                if (hint) e.size = *hint;
                 if (mode == scan_mode::full) {
                     struct stat st {};
-                    if (::fstatat(dfd.get(), name.c_str(), &st, 0) != 0) {
+                    if (::fstatat(dfd.get(), e.file_name().c_str(), &st, 0) != 0) {
                         if (errno == ENOENT) continue;  // renamed or removed: the after-stat tells
-                        return fail_errno("stat", dir / name, errno);
+                        return fail_errno("stat", dir / e.file_name(), errno);
                     }
                     if (!S_ISREG(st.st_mode)) continue;
-                    if (!size_hint(e.base)) e.size = static_cast<std::uint64_t>(st.st_size);
+                    if (!hint) e.size = static_cast<std::uint64_t>(st.st_size);
                     e.mtime = st.st_mtim.tv_sec;
                 }
-                e.file_name = std::move(name);
                 // A base in both new/ and cur/ (a client's rename seen half-way): the cur/ one
-                // is newer. Only the names of new/, usually few, need an index for that.
+                // is newer. A base twice in new/: the first one.
                 if (sd == subdir::new_) {
-                    auto [it, fresh] = index.try_emplace(e.base, out.entries.size());
-                    if (fresh) out.entries.push_back(std::move(e));
+                    out.entries.insert(std::move(e));
                     continue;
                 }
-                if (!index.empty()) {
-                    auto it = index.find(e.base);
-                    if (it != index.end()) {
-                        out.entries[it->second] = std::move(e);
+                if (in_new > 0) {
+                    auto pos = out.entries.find(e.base());
+                    if (pos < in_new) {
+                        out.entries[pos] = std::move(e);
                         continue;
                     }
                 }
                 out.entries.push_back(std::move(e));
             }
+            if (sd == subdir::new_) in_new = out.entries.size();
         }
         if (listing_failed) continue;
         auto n1 = stamp_of(dir_ / "new");
@@ -326,9 +322,8 @@ result<scan_result> folder::scan(scan_mode mode, bool remember) {
 
         cache_.clear();
         if (remember) {
-            cache_.reserve(out.entries.size());
-            for (const auto& e : out.entries)
-                cache_.try_emplace(e.base, location{e.subdir, e.file_name});
+            cache_ = out.entries;
+            cache_.drop_duplicates();
         }
         out.token = format_token(before, settled);
         return out;
@@ -344,7 +339,8 @@ result<void> folder::relist() {
         if (!n0) return fail("stat", dir_ / "new", n0.error());
         auto c0 = stamp_of(dir_ / "cur");
         if (!c0) return fail("stat", dir_ / "cur", c0.error());
-        std::unordered_map<std::string, location> found;
+        entry_list found;
+        found.reserve(cache_.size());
         ++listings_;
         for (subdir sd : {subdir::new_, subdir::cur}) {
             auto dir = dir_ / subdir_name(sd);
@@ -352,10 +348,12 @@ result<void> folder::relist() {
             if (!names) return fail("list", dir, names.error());
             for (auto& name : *names) {
                 if (name.empty() || name.front() == '.') continue;
-                auto base = parse_name(name, options_.separator).base;
-                auto it = found.find(base);
-                if (it == found.end() || sd == subdir::cur)
-                    found[base] = location{sd, std::move(name)};
+                entry e(std::move(name), sd, options_.separator);
+                // The first of new/, the last of cur/.
+                if (sd == subdir::cur)
+                    found.assign(std::move(e));
+                else
+                    found.insert(std::move(e));
             }
         }
         auto n1 = stamp_of(dir_ / "new");
@@ -374,24 +372,26 @@ result<void> folder::relist() {
 }
 
 void folder::expect(std::string_view base, std::string_view system, std::string_view keywords) {
+    if (cache_.find(base) != entry_list::npos) return;
     file_name n;
     n.base = std::string(base);
     n.has_info = true;
     n.system = std::string(system);
     n.keywords = std::string(keywords);
-    cache_.try_emplace(n.base, location{subdir::cur, format_name(n, options_.separator)});
+    cache_.push_back(entry(format_name(n, options_.separator), subdir::cur, options_.separator));
 }
 
 result<std::optional<folder::location>> folder::locate(std::string_view base, bool fresh) {
-    auto key = std::string(base);
+    auto known = [&]() -> std::optional<location> {
+        auto pos = cache_.find(base);
+        if (pos == entry_list::npos) return std::nullopt;
+        return location{cache_[pos].subdir, cache_[pos].file_name()};
+    };
     if (!fresh) {
-        auto it = cache_.find(key);
-        if (it != cache_.end()) return std::optional<location>(it->second);
+        if (auto l = known()) return l;
     }
     if (auto r = relist(); !r) return r.error();
-    auto it = cache_.find(key);
-    if (it == cache_.end()) return std::optional<location>();
-    return std::optional<location>(it->second);
+    return known();
 }
 
 result<std::optional<entry>> folder::find(std::string_view base) {
@@ -405,16 +405,8 @@ result<std::optional<entry>> folder::find(std::string_view base) {
             if (errno == ENOENT) continue;
             return fail_errno("stat", p, errno);
         }
-        auto fn = parse_name((*loc)->file_name, options_.separator);
-        entry e;
-        e.base = fn.base;
-        e.subdir = (*loc)->subdir;
-        e.file_name = (*loc)->file_name;
-        if (fn.flags_info) {
-            e.system = fn.system;
-            e.keywords = fn.keywords;
-        }
-        e.size = size_hint(fn.base).value_or(static_cast<std::uint64_t>(st.st_size));
+        entry e(std::move((*loc)->file_name), (*loc)->subdir, options_.separator);
+        e.size = size_hint(e.base()).value_or(static_cast<std::uint64_t>(st.st_size));
         e.mtime = st.st_mtim.tv_sec;
         return std::optional<entry>(std::move(e));
     }
@@ -422,17 +414,17 @@ result<std::optional<entry>> folder::find(std::string_view base) {
 }
 
 result<bool> folder::stat(entry& e) {
-    auto p = dir_ / subdir_name(e.subdir) / e.file_name;
+    auto p = dir_ / subdir_name(e.subdir) / e.file_name();
     struct stat st {};
     if (::stat(p.c_str(), &st) == 0) {
         if (!S_ISREG(st.st_mode)) return false;  // as scan(): not a message
-        if (!size_hint(e.base)) e.size = static_cast<std::uint64_t>(st.st_size);
+        if (!size_hint(e.base())) e.size = static_cast<std::uint64_t>(st.st_size);
         e.mtime = st.st_mtim.tv_sec;
         return true;
     }
     if (errno != ENOENT)
         return result<bool>(boost::system::in_place_error, fail_errno("stat", p, errno));
-    auto found = find(e.base);
+    auto found = find(e.base());
     if (!found) return result<bool>(boost::system::in_place_error, found.error());
     if (!*found) return false;
     e = std::move(**found);
@@ -473,7 +465,7 @@ result<outcome> folder::set_flags(std::string_view base, std::string_view system
         dirty_cur_ = true;
         note((*loc)->subdir, (*loc)->file_name, false);
         note(subdir::cur, name, true);
-        cache_[fn.base] = location{subdir::cur, std::move(name)};
+        cache_.assign(entry(std::move(name), subdir::cur, options_.separator));
         return outcome::done;
     }
     last_error_ =
@@ -493,7 +485,7 @@ result<outcome> folder::remove(std::string_view base) {
         }
         ((*loc)->subdir == subdir::cur ? dirty_cur_ : dirty_new_) = true;
         note((*loc)->subdir, (*loc)->file_name, false);
-        cache_.erase(std::string(base));
+        cache_.erase(base);
         return outcome::done;
     }
     last_error_ =
@@ -541,8 +533,8 @@ result<outcome> folder::move_to(std::string_view base, folder& to,
         to.dirty_cur_ = true;
         note((*loc)->subdir, (*loc)->file_name, false);
         to.note(subdir::cur, name, true);
-        cache_.erase(std::string(base));
-        to.cache_[fn.base] = location{subdir::cur, std::move(name)};
+        cache_.erase(base);
+        to.cache_.assign(entry(std::move(name), subdir::cur, to.options_.separator));
         return outcome::done;
     }
     last_error_ =
@@ -577,14 +569,14 @@ result<std::optional<std::string>> folder::message_id(std::string_view base) {
 }
 
 result<std::optional<header_identity>> folder::identify(const entry& e) {
-    auto p = dir_ / subdir_name(e.subdir) / e.file_name;
+    auto p = dir_ / subdir_name(e.subdir) / e.file_name();
     sys::fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
     std::optional<message_file> file;
     if (fd) {
-        file.emplace(fd.release(), 0, e.file_name);
+        file.emplace(fd.release(), 0, e.file_name());
     } else {
         if (errno != ENOENT) return fail_errno("open", p, errno);
-        auto f = open(e.base);  // renamed by a client since the scan
+        auto f = open(e.base());  // renamed by a client since the scan
         if (!f) return f.error();
         if (!*f) return std::optional<header_identity>();
         file.emplace(std::move(**f));
@@ -852,7 +844,7 @@ result<std::vector<std::string>> delivery_batch::commit() {
             if (f.options_.fsync) (void)sys::fsync_path(f.dir_ / "cur", true);
             return ec;
         }
-        f.cache_[p.base] = folder::location{subdir::cur, p.final_name};
+        f.cache_.assign(entry(p.final_name, subdir::cur, f.options_.separator));
         f.note(subdir::cur, p.final_name, true);
         committed_.push_back(p.base);
     }

@@ -422,23 +422,36 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     auto fo = d.open_folder(*canon);
     if (!fo) return fo.error();
     maildir::folder& f = **fo;
+    // How many names the journal maps for the folder: about as many as the scan will find,
+    // so that its entries are allocated once instead of grown by doubling.
+    std::size_t expected = 0;
+    {
+        auto t = d.journal.begin_read();
+        if (!t) return d.journal_fail(t.error(), "scan " + *canon);
+        auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
+        if (!r) return d.journal_fail(r.error(), "scan " + *canon);
+        if (*r) {
+            auto n = d.journal.maildir_count(*t, **r);
+            if (!n) return d.journal_fail(n.error(), "scan " + *canon);
+            expected = *n;
+        }
+    }
     // Names only: a stat per file would cost more than the rest of the scan together; the
     // files that need their size or date are stat'ed below.
-    auto scan = f.scan(maildir::scan_mode::names, false);
+    auto scan = f.scan(maildir::scan_mode::names, false, expected);
     if (!scan) return d.folder_fail(scan.error(), "scan " + *canon, f);
     auto kw = d.keywords(f);
     if (!kw) return kw.error();
 
+    // The scan's entries are found by base name (the listing's index), to meet the journal's
+    // map (in its order) with one lookup each: a sort of 200,000 names cost more than the
+    // rest of the listing.
     auto& entries = scan->entries;
-    // The scan's names by base name, to meet the journal's map (in its order) with one
-    // lookup each: a sort of 200,000 names cost more than the rest of the listing.
-    std::unordered_map<std::string_view, std::uint32_t> by_base;
-    by_base.reserve(entries.size());
     // Two files of one base name in cur/ (a client's link-then-unlink rename caught half-way)
     // are one message: the first one stands for it.
     std::vector<char> skip(entries.size(), 0);
     for (std::uint32_t i = 0; i < entries.size(); ++i)
-        if (!by_base.try_emplace(entries[i].base, i).second) skip[i] = 1;
+        if (entries.find(entries[i].base()) != i) skip[i] = 1;
     std::vector<mail::uid> uids(entries.size(), 0);
     std::vector<char> fresh(entries.size(), 0);
     std::vector<std::string> gone;
@@ -452,9 +465,9 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         if (found) {
             auto w = d.journal.maildir_for_each_name(
                 *t, *found, [&](std::string_view name, mail::uid u) -> result<void> {
-                    auto it = by_base.find(name);
-                    if (it != by_base.end())
-                        uids[it->second] = u;
+                    auto pos = entries.find(name);
+                    if (pos != maildir::entry_list::npos)
+                        uids[pos] = u;
                     else
                         gone.emplace_back(name);
                     return {};
@@ -462,7 +475,6 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             if (!w) return d.journal_fail(w.error(), "scan " + *canon);
         }
     }
-    by_base = {};
     // New names get their UIDs in name order, which is delivery order for the usual
     // unique names.
     std::vector<std::uint32_t> order;
@@ -471,8 +483,9 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             fresh[i] = 1;
             order.push_back(i);
         }
-    std::sort(order.begin(), order.end(),
-              [&](std::uint32_t x, std::uint32_t y) { return entries[x].base < entries[y].base; });
+    std::sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
+        return entries[x].base() < entries[y].base();
+    });
     const bool any_fresh = std::find(fresh.begin(), fresh.end(), 1) != fresh.end();
     journal::maildir_folder rec = found.value_or(journal::maildir_folder{});
     // Only a scan that found new or gone names writes: one transaction where a new base name
@@ -485,7 +498,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             rec = *r;
             for (auto i : order) {
                 if (!fresh[i]) continue;
-                auto u = d.journal.maildir_assign(t, rec, entries[i].base);
+                auto u = d.journal.maildir_assign(t, rec, entries[i].base());
                 if (!u) return u.error();
                 uids[i] = *u;
             }
@@ -526,7 +539,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     for (std::size_t i = 0; i < entries.size(); ++i) {
         auto& e = entries[i];
         if (skip[i]) continue;
-        if (all_dates || fresh[i] || !maildir::size_hint(e.base) ||
+        if (all_dates || fresh[i] || !maildir::size_hint(e.base()) ||
             !std::binary_search(known.uids.begin(), known.uids.end(), uids[i])) {
             auto there = f.stat(e);
             if (!there) return d.folder_fail(there.error(), "scan " + *canon, f);
@@ -534,10 +547,10 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         }
         mail::message_info m;
         m.uid = uids[i];
-        m.flags = kw->decode(e.system, e.keywords);
+        m.flags = kw->decode(e.system(), e.keywords());
         m.size = e.size;
         m.internal_date = e.mtime;
-        m.identity = e.base;
+        m.identity = e.base();
         if ((all_keys || fresh[i]) && known.want_keys) {
             auto id = f.identify(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
@@ -595,7 +608,7 @@ result<void> maildir_store::fetch(
             auto e = f.find(base);
             if (!e) return d.folder_fail(e.error(), "fetch from " + *canon, f);
             if (!*e) continue;
-            body.file = f.path() / subdir_name((*e)->subdir) / (*e)->file_name;
+            body.file = f.path() / subdir_name((*e)->subdir) / (*e)->file_name();
         }
         if (auto r = deliver(uids[i], std::move(body)); !r) {
             d.last_error = "fetch from " + *canon + ": uid " + std::to_string(uids[i]) + ": " +
@@ -742,12 +755,12 @@ result<void> maildir_store::set_flags(const std::string& mailbox,
         auto e = f.find(base);
         if (!e) return d.folder_fail(e.error(), what, f);
         if (!*e) continue;
-        auto now = kw->decode((*e)->system, (*e)->keywords);
+        auto now = kw->decode((*e)->system(), (*e)->keywords());
         auto next = now.minus(changes[i].remove).united(changes[i].add);
         auto enc = kw->encode(next);
         // Letters without a line in dovecot-keywords mean something to someone: keep them.
         std::string letters = enc.keywords;
-        for (char c : (*e)->keywords)
+        for (char c : (*e)->keywords())
             if (!kw->keyword_of(c)) letters += c;
         auto o = f.set_flags(base, enc.system, maildir::sorted_letters(letters));
         if (!o) return d.folder_fail(o.error(), what, f);
@@ -792,7 +805,7 @@ result<std::vector<mail::uid>> maildir_store::move(const std::string& from,
         auto e = src.find((*bases)[i]);
         if (!e) return d.folder_fail(e.error(), what, src);
         if (!*e) continue;
-        flags[i] = src_kw->decode((*e)->system, (*e)->keywords);
+        flags[i] = src_kw->decode((*e)->system(), (*e)->keywords());
         for (const auto& k : flags[i]->keywords())
             if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) wanted.push_back(k);
     }
@@ -955,12 +968,12 @@ result<void> maildir_store::remove(const std::string& mailbox) {
         for (const auto& e : scan->entries) {
             std::optional<mail::uid> u;
             if (*rec) {
-                auto r = d.journal.maildir_uid(*t, **rec, e.base);
+                auto r = d.journal.maildir_uid(*t, **rec, e.base());
                 if (!r) return d.journal_fail(r.error(), what);
                 u = *r;
             }
             if (u) continue;
-            if (unknown++ == 0) example = e.file_name;
+            if (unknown++ == 0) example = e.file_name();
         }
     }
     if (unknown > 0)

@@ -14,6 +14,7 @@
 // locks are taken (Maildir needs none), but do not let two synchronizers write one folder.
 #pragma once
 
+#include "tandem/maildir/entry.hpp"
 #include "tandem/util/error.hpp"
 
 #include <chrono>
@@ -26,23 +27,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace tandem::maildir {
-
-enum class subdir : std::uint8_t { new_, cur };
-
-struct entry {
-    std::string base;  // the unique base name: the identity of the message
-    maildir::subdir subdir = maildir::subdir::cur;
-    std::string file_name;   // the current name inside new/ or cur/
-    std::string system;      // system flag letters (D F P R S T, unknown upper case kept)
-    std::string keywords;    // keyword letters a-z (keywords.hpp maps them)
-    std::uint64_t size = 0;  // from ",S=", else from stat (0 for scan_mode::names)
-    std::int64_t mtime = 0;  // seconds since the epoch: the INTERNALDATE (0 for scan_mode::names)
-};
 
 enum class scan_mode : std::uint8_t {
     full,   // stat every file: size (unless ",S=" gives it) and mtime
@@ -50,8 +38,11 @@ enum class scan_mode : std::uint8_t {
 };
 
 struct scan_result {
-    std::vector<entry> entries;  // one per base name (a duplicate in new/ and cur/: the cur/ one)
-    std::string token;           // change_token() as of the start of the listing, settled
+    // One per file, found by base name. A base in both new/ and cur/: the cur/ one only; two
+    // files of one base in cur/ (a client's link-then-unlink rename caught half-way): both,
+    // and entry_list::find() gives the first.
+    entry_list entries;
+    std::string token;  // change_token() as of the start of the listing, settled
 };
 
 // What happened to a message named by its base name.
@@ -173,9 +164,15 @@ class folder {
     // The locations found are remembered for the calls that take a base name, unless
     // `remember` is false: then the caller hands the entries back with remember() once it
     // is done with them, so that a large folder is not held twice at once.
-    result<scan_result> scan(scan_mode mode = scan_mode::full, bool remember = true);
-    // Takes the locations of `entries` (of a scan of this folder) as the ones to try first.
-    void remember(std::vector<entry>&& entries);
+    //
+    // `expected`: how many files the folder is thought to hold (the count of the last scan);
+    // room for them and a few more is made before the listing, which would otherwise grow
+    // its entries by doubling.
+    result<scan_result> scan(scan_mode mode = scan_mode::full, bool remember = true,
+                             std::size_t expected = 0);
+    // Takes the locations of `entries` (of a scan of this folder) as the ones to try first:
+    // the listing itself becomes the folder's, nothing is copied.
+    void remember(entry_list&& entries);
 
     // An opaque token of the mtimes (ns) and inodes of new/ and cur/.
     //
@@ -286,7 +283,7 @@ class folder {
 
     std::filesystem::path dir_;
     folder_options options_;
-    std::unordered_map<std::string, location> cache_;
+    entry_list cache_;  // where the files are, by base name; the size and mtime are not kept up
     bool dirty_new_ = false;
     bool dirty_cur_ = false;
     std::size_t listings_ = 0;

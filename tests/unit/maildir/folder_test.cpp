@@ -104,10 +104,10 @@ TEST(maildir_folder, delivery_writes_content_mtime_and_flags_into_cur) {
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 1u);
     const auto& e = scan->entries[0];
-    EXPECT_EQ(e.base, *base);
+    EXPECT_EQ(e.base(), *base);
     EXPECT_EQ(e.subdir, subdir::cur);
-    EXPECT_EQ(e.system, "FS");
-    EXPECT_EQ(e.keywords, "b");
+    EXPECT_EQ(e.system(), "FS");
+    EXPECT_EQ(e.keywords(), "b");
     EXPECT_EQ(e.size, body.size());
     EXPECT_EQ(e.mtime, 1600000000);
 }
@@ -219,18 +219,18 @@ TEST(maildir_folder, batch_renames_all_at_commit) {
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 3u);
     std::map<std::string, entry> by_base;
-    for (auto& e : scan->entries) by_base[e.base] = e;
-    EXPECT_EQ(by_base.at((*bases)[0]).system, "S");
+    for (auto& e : scan->entries) by_base[std::string(e.base())] = e;
+    EXPECT_EQ(by_base.at((*bases)[0]).system(), "S");
     EXPECT_EQ(by_base.at((*bases)[0]).mtime, 1000);
-    EXPECT_EQ(by_base.at((*bases)[1]).keywords, "a");
+    EXPECT_EQ(by_base.at((*bases)[1]).keywords(), "a");
     EXPECT_EQ(by_base.at((*bases)[1]).size, 4u);
-    EXPECT_EQ(by_base.at((*bases)[2]).system, "F");
+    EXPECT_EQ(by_base.at((*bases)[2]).system(), "F");
     EXPECT_EQ(by_base.at((*bases)[2]).mtime, 3000);
     auto m = f.open((*bases)[2]);
     ASSERT_TRUE(m && *m);
     EXPECT_EQ((*m)->read_all().value(), "three");
     struct stat st {};
-    ASSERT_EQ(::stat((d / "box" / "cur" / by_base.at((*bases)[2]).file_name).c_str(), &st), 0);
+    ASSERT_EQ(::stat((d / "box" / "cur" / by_base.at((*bases)[2]).file_name()).c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
@@ -266,7 +266,7 @@ TEST(maildir_folder, big_streamed_delivery_keeps_memory_flat) {
     ASSERT_EQ(scan->entries.size(), 1u);
     EXPECT_EQ(scan->entries[0].size, total);
     EXPECT_EQ(scan->entries[0].mtime, 1234567890);
-    auto m = f.open(scan->entries[0].base);
+    auto m = f.open(scan->entries[0].base());
     ASSERT_TRUE(m && *m);
     EXPECT_EQ((*m)->size(), total);
     std::vector<char> buf(1 << 20);
@@ -339,7 +339,7 @@ TEST(maildir_folder, a_file_renamed_by_a_mail_client_is_found_again) {
     fs::rename(d / "box" / "cur" / (*base + ":2,RS"), d / "box" / "cur" / (*base + ":2,S"));
     auto e = f.find(*base);
     ASSERT_TRUE(e && *e);
-    EXPECT_EQ((*e)->system, "S");
+    EXPECT_EQ((*e)->system(), "S");
     EXPECT_EQ((*e)->size, 5u);
     // A fresh folder object (no cache) finds it by listing.
     folder other(d / "box", quick());
@@ -434,7 +434,7 @@ TEST(maildir_folder, move_keeps_the_base_name_and_takes_the_new_letters) {
     auto scan = b->scan();
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 1u);
-    EXPECT_EQ(scan->entries[0].base, *base);
+    EXPECT_EQ(scan->entries[0].base(), *base);
     EXPECT_EQ(scan->entries[0].mtime, 777);  // rename keeps the INTERNALDATE
     ASSERT_TRUE(a.sync());
     ASSERT_TRUE(b->sync());
@@ -455,14 +455,23 @@ TEST(maildir_folder, scan_keeps_one_entry_per_base_and_skips_odd_files) {
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 2u);
     std::map<std::string, entry> by_base;
-    for (auto& e : scan->entries) by_base[e.base] = e;
+    for (auto& e : scan->entries) by_base[std::string(e.base())] = e;
     EXPECT_EQ(by_base.at("dup.M1.h").subdir, subdir::cur);
-    EXPECT_EQ(by_base.at("dup.M1.h").system, "S");
+    EXPECT_EQ(by_base.at("dup.M1.h").system(), "S");
     EXPECT_EQ(by_base.at("x,S=99").size, 99u);  // the hint wins: no stat needed for the size
     auto names = f.scan(scan_mode::names);
     ASSERT_TRUE(names);
     EXPECT_EQ(names->entries.size(), 2u);
     for (const auto& e : names->entries) EXPECT_EQ(e.mtime, 0);
+    // A count to make room for, too small or too large, changes nothing but the allocation.
+    for (std::size_t expected : {1, 2, 100000}) {
+        auto again = f.scan(scan_mode::names, true, expected);
+        ASSERT_TRUE(again);
+        ASSERT_EQ(again->entries.size(), 2u);
+        EXPECT_NE(again->entries.find("dup.M1.h"), entry_list::npos);
+        EXPECT_EQ(again->entries[again->entries.find("dup.M1.h")].subdir, subdir::cur);
+        EXPECT_NE(again->entries.find("x,S=99"), entry_list::npos);
+    }
 }
 
 TEST(maildir_folder, change_token_sees_additions_renames_and_removals) {
@@ -599,7 +608,7 @@ TEST(maildir_folder, scan_during_concurrent_renames_never_loses_a_message) {
             continue;
         }
         std::set<std::string> seen;
-        for (const auto& e : scan->entries) seen.insert(e.base);
+        for (const auto& e : scan->entries) seen.insert(std::string(e.base()));
         EXPECT_EQ(seen.size(), static_cast<std::size_t>(count));
         EXPECT_EQ(scan->entries.size(), static_cast<std::size_t>(count));
         ++complete;
@@ -647,8 +656,8 @@ TEST(maildir_folder, stat_of_a_names_only_entry_follows_a_rename_and_reports_a_r
     auto scan = f.scan(scan_mode::names);
     ASSERT_TRUE(scan);
     ASSERT_EQ(scan->entries.size(), 2u);
-    auto& e = scan->entries[0].base == *base ? scan->entries[0] : scan->entries[1];
-    auto& plain = scan->entries[0].base == *base ? scan->entries[1] : scan->entries[0];
+    auto& e = scan->entries[0].base() == *base ? scan->entries[0] : scan->entries[1];
+    auto& plain = scan->entries[0].base() == *base ? scan->entries[1] : scan->entries[0];
     EXPECT_EQ(e.mtime, 0);
     EXPECT_EQ(plain.size, 0u);
     // A client renames one after the listing: stat() finds it by its base name.
@@ -656,8 +665,8 @@ TEST(maildir_folder, stat_of_a_names_only_entry_follows_a_rename_and_reports_a_r
     ASSERT_TRUE(f.stat(e).value());
     EXPECT_EQ(e.mtime, 1'600'000'000);
     EXPECT_EQ(e.size, 5u);
-    EXPECT_EQ(e.file_name, *base + ":2,RS");
-    EXPECT_EQ(e.system, "RS");
+    EXPECT_EQ(e.file_name(), *base + ":2,RS");
+    EXPECT_EQ(e.system(), "RS");
     ASSERT_TRUE(f.stat(plain).value());
     EXPECT_EQ(plain.size, 12u);  // no ",S=": from the file
     fs::remove(d / "box" / "cur" / "plain.M2.h:2,S");
