@@ -513,7 +513,6 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     gone = {};
 
     mailbox_changes out;
-    out.complete = true;
     out.status.uidvalidity = rec.uidvalidity;
     out.status.uidnext = rec.next_uid;
     out.status.messages = static_cast<std::uint32_t>(listed);
@@ -535,10 +534,33 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     // its paired messages are in known.uids, and the others are stat'ed as unknown. (It
     // was, and the run after a first sync stat'ed every file: 5,000 stats, 40 ms.)
     const bool all_dates = all_keys || known.full;
-    out.messages.reserve(entries.size());
+    // With the records' flags at hand, a message that still has them is left out and the
+    // report lists changes only (known_state::synced_flags).
+    const bool changes_only =
+        !all_dates && !known.synced_flags.empty() && known.synced_flags.size() == known.uids.size();
+    out.complete = !changes_only;
+    auto unchanged = [&](const maildir::entry& e, mail::uid u) {
+        auto it = std::lower_bound(known.uids.begin(), known.uids.end(), u);
+        if (it == known.uids.end() || *it != u) return false;
+        const std::uint8_t synced =
+            known.synced_flags[static_cast<std::size_t>(it - known.uids.begin())];
+        if (synced == known_state::synced_unknown || !e.keywords().empty()) return false;
+        // A system letter may stand for a keyword too (P is $Forwarded).
+        const auto flags = kw->decode(e.system(), {});
+        return flags.keywords().empty() && flags.system_bits() == synced;
+    };
+    std::vector<mail::uid> present;  // the listed uids, also those left out
+    if (changes_only)
+        present.reserve(listed);
+    else
+        out.messages.reserve(listed);
     for (std::size_t i = 0; i < entries.size(); ++i) {
         auto& e = entries[i];
         if (skip[i]) continue;
+        if (changes_only && !fresh[i] && unchanged(e, uids[i])) {
+            present.push_back(uids[i]);
+            continue;
+        }
         if (all_dates || fresh[i] || !maildir::size_hint(e.base()) ||
             !std::binary_search(known.uids.begin(), known.uids.end(), uids[i])) {
             auto there = f.stat(e);
@@ -559,6 +581,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             // copied to the other side exactly).
             if (*id) m.content_key = maildir::content_key(**id, e.size, e.mtime);
         }
+        if (changes_only) present.push_back(m.uid);
         out.messages.push_back(std::move(m));
     }
     // The folder keeps the locations for the calls to come (fetch, set_flags), taken from
@@ -566,6 +589,12 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     f.remember(std::move(entries));
     std::sort(out.messages.begin(), out.messages.end(),
               [](const auto& a, const auto& b) { return a.uid < b.uid; });
+    if (changes_only) {
+        std::sort(present.begin(), present.end());
+        std::set_difference(known.uids.begin(), known.uids.end(), present.begin(), present.end(),
+                            std::back_inserter(out.vanished));
+        return out;
+    }
     for (auto u : known.uids) {
         auto it =
             std::lower_bound(out.messages.begin(), out.messages.end(), u,

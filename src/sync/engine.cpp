@@ -176,6 +176,8 @@ class run {
     void do_update_records(const std::vector<const update_record*>& batch);
     void do_set_flags(const std::vector<const set_flags*>& batch);
     void do_expunge(const std::vector<const expunge_message*>& batch);
+    result<void> read_synced_flags(const journal::lmdb::txn& t, std::uint64_t pair, side s,
+                                   std::vector<mail::uid>& uids, std::vector<std::uint8_t>& flags);
     void do_copy(const std::vector<const copy_message*>& batch);
     enum class append_outcome { done, refused, failed };
     append_outcome copy_range(mailbox_work& w, const std::vector<const copy_message*>& batch,
@@ -273,6 +275,34 @@ void run::fail(mailbox_work& w, std::string_view what, side s, error_code ec) {
     }
 }
 
+// The uids of side `s` in the pair's records, ascending, and beside each the flags it last
+// synced (store::known_state::synced_flags): one walk over the records, their uids and
+// flags decoded only.
+result<void> run::read_synced_flags(const journal::lmdb::txn& t, std::uint64_t pair, side s,
+                                    std::vector<mail::uid>& uids,
+                                    std::vector<std::uint8_t>& flags) {
+    std::vector<std::pair<mail::uid, std::uint8_t>> found;
+    auto r = journal_.for_each_record_view(
+        t, pair, [&](const journal::journal::record_view& v) -> result<bool> {
+            if (v.uid[s] == 0) return true;
+            found.emplace_back(v.uid[s], v.flags.keywords().empty()
+                                             ? v.flags.system_bits()
+                                             : store::known_state::synced_unknown);
+            return true;
+        });
+    if (!r) return r.error();
+    if (!std::is_sorted(found.begin(), found.end())) std::sort(found.begin(), found.end());
+    uids.clear();
+    flags.clear();
+    uids.reserve(found.size());
+    flags.reserve(found.size());
+    for (const auto& [u, f] : found) {
+        uids.push_back(u);
+        flags.push_back(f);
+    }
+    return {};
+}
+
 // Decides whether a side changed since the journal's state and, where it did, asks the
 // store what changed. A mailbox unchanged on both sides costs nothing more.
 void run::collect(mailbox_work& w) {
@@ -305,15 +335,24 @@ void run::collect(mailbox_work& w) {
     // The uids of a side are all its store needs of the journal (a keys-only walk): the
     // records themselves are read once the changes are known, and only those that matter.
     per_side<std::vector<mail::uid>> known_uids;
+    per_side<std::vector<std::uint8_t>> synced_flags;
     per_side<std::optional<std::size_t>> counted;  // records with a uid on that side
+    // What makes the stores list every message, and the planner keep every record.
+    const bool full =
+        one_side_missing || recovering || (w.state && w.state->status != journal::pair_status::ok);
     if (w.state) {
         auto t = journal_.begin_read();
         if (!t) return fail(w, "reading the journal for", side::a, t.error());
         for (side s : both_sides) {
             if (!w.entry[s] || !changed[s]) continue;
-            auto uids = journal_.uids(*t, w.state->id, s);
-            if (!uids) return fail(w, "reading the journal for", s, uids.error());
-            known_uids[s] = std::move(*uids);
+            if (!full && w.state->sides[s].uidvalidity != 0 && st(s).wants_synced_flags()) {
+                auto r = read_synced_flags(*t, w.state->id, s, known_uids[s], synced_flags[s]);
+                if (!r) return fail(w, "reading the journal for", s, r.error());
+            } else {
+                auto uids = journal_.uids(*t, w.state->id, s);
+                if (!uids) return fail(w, "reading the journal for", s, uids.error());
+                known_uids[s] = std::move(*uids);
+            }
             counted[s] = known_uids[s].size();
         }
     }
@@ -345,10 +384,10 @@ void run::collect(mailbox_work& w) {
             if (then.uidvalidity == 0) everything = true;
         }
         known.uids = std::move(known_uids[s]);
+        known.synced_flags = std::move(synced_flags[s]);
         // A mailbox missing on the other side needs a full listing: the planner must know
         // whether this side holds anything unsynced before it removes or re-creates.
-        known.full = one_side_missing || recovering ||
-                     (w.state && w.state->status != journal::pair_status::ok);
+        known.full = full;
         auto changes = st(s).changes(w.name, known);
         if (!changes) return fail(w, "reading the changes of", s, changes.error());
         w.collected[s] = true;

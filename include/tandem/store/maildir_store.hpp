@@ -81,6 +81,7 @@ class maildir_store final : public store {
     void expect_flags(const std::string& mailbox, mail::uid uid,
                       const mail::flag_set& flags) override;
     bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override;
+    bool wants_synced_flags() const override { return true; }
     result<void> set_flags(const std::string& mailbox,
                            std::span<const flag_change> changes) override;
     result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,

@@ -47,7 +47,15 @@ struct mailbox_entry {
 struct known_state {
     mailbox_status status;        // uidvalidity 0: never synced
     std::vector<mail::uid> uids;  // the uids of this side in the journal, ascending
-    bool full = false;            // list every message (mailbox_changes::complete)
+    // Offered to a store that wants_synced_flags(), where the engine needs no complete
+    // listing: per uid of `uids`, the flags its record last synced, as system bits, or
+    // synced_unknown (a record with keywords). A store that must list every message to find
+    // its changes (a Maildir rescan) then leaves out the messages that still have these
+    // flags and reports the rest as changes (complete = false, the gone ones in vanished):
+    // the 199,950 unchanged messages of a rescan are never handed to the planner.
+    std::vector<std::uint8_t> synced_flags;
+    static constexpr std::uint8_t synced_unknown = 0x80;
+    bool full = false;  // list every message (mailbox_changes::complete)
     // Whether new messages need their content key (a read of their headers). The engine
     // says no when the other side holds nothing they could pair with (a first sync into an
     // empty or missing mailbox); a store without stable identities makes keys anyway, since
@@ -134,6 +142,9 @@ class store {
         (void)uid;
         (void)flags;
     }
+    // Whether changes() can use known_state::synced_flags (it lists every message to find
+    // what changed); the engine reads them from the records only for such a store.
+    virtual bool wants_synced_flags() const { return false; }
     // Whether `mailbox` can carry `keyword` at all. A keyword that a record has and a
     // message lacks was removed on this side only if the side could hold it: a Maildir
     // folder whose dovecot-keywords has no letter for it never could (26 at most).

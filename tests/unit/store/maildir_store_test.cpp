@@ -451,6 +451,52 @@ TEST_F(maildir_changes_test, a_deleted_file_vanishes_and_its_uid_is_not_reused) 
     EXPECT_EQ(by_identity(*c3, "400.d.host")->uid, c2->status.uidnext);
 }
 
+// With the records' flags offered, a rescan reports only what differs from them: a
+// client's flag change, a file gone, a new file; a message with the flags of its record
+// is left out, one whose record has keywords is always listed.
+TEST_F(maildir_changes_test, with_the_synced_flags_a_rescan_reports_only_what_changed) {
+    write_file(inbox / "cur" / "600.f.host:2,", message("<six@x>"));
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    const auto uid_of = [&](std::string_view base) { return by_identity(*c1, base)->uid; };
+    known_state k = known_from(*c1);
+    for (auto u : k.uids) {
+        const auto* m = by_uid(*c1, u);
+        k.synced_flags.push_back(m->flags.keywords().empty() ? m->flags.system_bits()
+                                                             : known_state::synced_unknown);
+    }
+    fs::rename(inbox / "cur" / "200.b.host:2,FS", inbox / "cur" / "200.b.host:2,RS");
+    fs::remove(inbox / "cur" / "400.d.host:2,T");
+    write_file(inbox / "new" / "500.e.host", message("<late@x>"));
+    // P is a system letter that stands for the keyword $Forwarded: a change all the same.
+    fs::rename(inbox / "cur" / "600.f.host:2,", inbox / "cur" / "600.f.host:2,P");
+    auto c2 = store->changes("INBOX", k);
+    ASSERT_TRUE(c2) << store->last_error();
+    EXPECT_FALSE(c2->complete);
+    EXPECT_EQ(c2->vanished, (std::vector<mail::uid>{uid_of("400.d.host")}));
+    std::vector<std::string> listed;
+    for (const auto& m : c2->messages) listed.push_back(m.identity);
+    std::sort(listed.begin(), listed.end());
+    // 100.a.host (new/, no flags) is unchanged; 300.c.host has keywords: listed.
+    EXPECT_EQ(listed, (std::vector<std::string>{"200.b.host", "300.c.host,S=55", "500.e.host",
+                                                "600.f.host"}));
+    EXPECT_EQ(by_identity(*c2, "200.b.host")->flags, flags({"\\Answered", "\\Seen"}));
+    EXPECT_EQ(by_identity(*c2, "600.f.host")->flags, flags({"$Forwarded"}));
+    EXPECT_EQ(c2->status.messages, 5u);
+
+    // Without them, or asked for everything, the listing is complete as before.
+    known_state all = known_from(*c1);
+    auto c3 = store->changes("INBOX", all);
+    ASSERT_TRUE(c3);
+    EXPECT_TRUE(c3->complete);
+    EXPECT_EQ(c3->messages.size(), 5u);
+    k.full = true;
+    auto c4 = store->changes("INBOX", k);
+    ASSERT_TRUE(c4);
+    EXPECT_TRUE(c4->complete);
+    EXPECT_EQ(c4->messages.size(), 5u);
+}
+
 std::size_t last_txnid(journal::journal& j) {
     MDB_envinfo info{};
     mdb_env_info(j.env().handle(), &info);
