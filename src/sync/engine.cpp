@@ -42,9 +42,11 @@ using mail::both_sides;
 using mail::opposite;
 
 // Copies go in batches: one journal commit per batch (grouped fsync and LMDB commit), and
-// bodies held in memory stay under a bound whatever the size of the mailbox.
+// bodies held in memory stay under a bound whatever the size of the mailbox. 8 MB: a first
+// sync of c5000 (313 MB) peaked at 38 MB of RSS with 32 MB batches and at 22 MB with 8 MB
+// (mbsync: 26 MB), at the same speed.
 constexpr std::size_t copy_batch_messages = 500;
-constexpr std::uint64_t copy_batch_bytes = 32u << 20;
+constexpr std::uint64_t copy_batch_bytes = 8u << 20;
 
 pair_record from_journal(const journal::pair_record& r) {
     pair_record out;
