@@ -544,7 +544,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         if (it == known.uids.end() || *it != u) return false;
         const std::uint8_t synced =
             known.synced_flags[static_cast<std::size_t>(it - known.uids.begin())];
-        if (synced == known_state::synced_unknown || !e.keywords().empty()) return false;
+        if (synced == known_state::synced_unknown || e.keyword_bits() != 0) return false;
         // A system letter may stand for a keyword too (P is $Forwarded).
         const auto flags = kw->decode(e.system(), {});
         return flags.keywords().empty() && flags.system_bits() == synced;
