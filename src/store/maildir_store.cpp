@@ -422,20 +422,18 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     auto fo = d.open_folder(*canon);
     if (!fo) return fo.error();
     maildir::folder& f = **fo;
-    // How many names the journal maps for the folder: about as many as the scan will find,
-    // so that its entries are allocated once instead of grown by doubling.
-    std::size_t expected = 0;
+    // The folder's record, and how many names the journal maps for it: about as many as the
+    // scan will find, so that its entries are allocated once instead of grown by doubling
+    // (a hint only: a journal from before the count was kept gives none).
+    std::optional<journal::maildir_folder> found;
     {
         auto t = d.journal.begin_read();
         if (!t) return d.journal_fail(t.error(), "scan " + *canon);
         auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
         if (!r) return d.journal_fail(r.error(), "scan " + *canon);
-        if (*r) {
-            auto n = d.journal.maildir_count(*t, **r);
-            if (!n) return d.journal_fail(n.error(), "scan " + *canon);
-            expected = *n;
-        }
+        found = *r;
     }
+    const std::size_t expected = found && found->count ? *found->count : 0;
     // Names only: a stat per file would cost more than the rest of the scan together; the
     // files that need their size or date are stat'ed below.
     auto scan = f.scan(maildir::scan_mode::names, false, expected);
@@ -455,25 +453,19 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     std::vector<mail::uid> uids(entries.size(), 0);
     std::vector<char> fresh(entries.size(), 0);
     std::vector<std::string> gone;
-    std::optional<journal::maildir_folder> found;
-    {
+    if (found) {
         auto t = d.journal.begin_read();
         if (!t) return d.journal_fail(t.error(), "scan " + *canon);
-        auto r = d.journal.find_maildir_folder(*t, d.id, *canon);
-        if (!r) return d.journal_fail(r.error(), "scan " + *canon);
-        found = *r;
-        if (found) {
-            auto w = d.journal.maildir_for_each_name(
-                *t, *found, [&](std::string_view name, mail::uid u) -> result<void> {
-                    auto pos = entries.find(name);
-                    if (pos != maildir::entry_list::npos)
-                        uids[pos] = u;
-                    else
-                        gone.emplace_back(name);
-                    return {};
-                });
-            if (!w) return d.journal_fail(w.error(), "scan " + *canon);
-        }
+        auto w = d.journal.maildir_for_each_name(
+            *t, *found, [&](std::string_view name, mail::uid u) -> result<void> {
+                auto pos = entries.find(name);
+                if (pos != maildir::entry_list::npos)
+                    uids[pos] = u;
+                else
+                    gone.emplace_back(name);
+                return {};
+            });
+        if (!w) return d.journal_fail(w.error(), "scan " + *canon);
     }
     // New names get their UIDs in name order, which is delivery order for the usual
     // unique names.
@@ -550,10 +542,8 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         return flags.keywords().empty() && flags.system_bits() == synced;
     };
     std::vector<mail::uid> present;  // the listed uids, also those left out
-    if (changes_only)
-        present.reserve(listed);
-    else
-        out.messages.reserve(listed);
+    present.reserve(listed);
+    if (!changes_only) out.messages.reserve(listed);
     for (std::size_t i = 0; i < entries.size(); ++i) {
         auto& e = entries[i];
         if (skip[i]) continue;
@@ -581,7 +571,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             // copied to the other side exactly).
             if (*id) m.content_key = maildir::content_key(**id, e.size, e.mtime);
         }
-        if (changes_only) present.push_back(m.uid);
+        present.push_back(m.uid);
         out.messages.push_back(std::move(m));
     }
     // The folder keeps the locations for the calls to come (fetch, set_flags), taken from
@@ -589,18 +579,9 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
     f.remember(std::move(entries));
     std::sort(out.messages.begin(), out.messages.end(),
               [](const auto& a, const auto& b) { return a.uid < b.uid; });
-    if (changes_only) {
-        std::sort(present.begin(), present.end());
-        std::set_difference(known.uids.begin(), known.uids.end(), present.begin(), present.end(),
-                            std::back_inserter(out.vanished));
-        return out;
-    }
-    for (auto u : known.uids) {
-        auto it =
-            std::lower_bound(out.messages.begin(), out.messages.end(), u,
-                             [](const mail::message_info& m, mail::uid v) { return m.uid < v; });
-        if (it == out.messages.end() || it->uid != u) out.vanished.push_back(u);
-    }
+    std::sort(present.begin(), present.end());
+    std::set_difference(known.uids.begin(), known.uids.end(), present.begin(), present.end(),
+                        std::back_inserter(out.vanished));
     return out;
 }
 
