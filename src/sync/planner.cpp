@@ -51,8 +51,6 @@ using mail::message_info;
 using mail::opposite;
 using mail::system_flag;
 
-constexpr std::size_t npos = static_cast<std::size_t>(-1);
-
 // Where one record's message stands on one side.
 enum class where : std::uint8_t {
     absent,     // no uid on this side: one-sided on the other (or voided by UIDVALIDITY)
@@ -133,34 +131,30 @@ pair_record one_sided(const pair_record& r, side keep, const flag_set& flags) {
 
 enum class group : std::uint8_t { create, update, flags, expunge, copy, move, remove };
 
-// An action as the planner builds it, with what orders it in the plan.
-struct item {
-    action act;
-    group g = group::update;
-    std::size_t box = npos;   // the mailbox whose part of the plan holds it
-    std::size_t box2 = npos;  // another mailbox it belongs to (a move's destination)
-    side sd = side::a;
-    std::string change;  // set_flags: the change, so that equal changes batch together
+// Where an action goes in the plan (planner::assemble). Mailbox indices fit 32 bits: a
+// first sync keeps one of these per message.
+constexpr std::uint32_t no_box = static_cast<std::uint32_t>(-1);
+struct order_keys {
+    std::uint32_t box = no_box;   // the mailbox whose part of the plan holds it
+    std::uint32_t box2 = no_box;  // another mailbox it belongs to (a move's destination)
     mail::uid u = 0;
     mail::uid u2 = 0;
+    group g = group::update;
+    side sd = side::a;
     bool erase_only = false;  // update_record that only erases: sorts first
     bool removal = false;     // counts against the mass-removal guard on side `sd`
 };
 
-// An item once emitted: its action in planner::acts_, and the ordering keys, compact (a
-// first sync emits one per message).
-constexpr std::uint32_t no_box = static_cast<std::uint32_t>(-1);
-struct slot {
-    std::uint32_t act = 0;  // index into planner::acts_
-    std::uint32_t box = no_box;
-    std::uint32_t box2 = no_box;
-    std::uint32_t change = 0;  // set_flags: index into planner::changes_
-    mail::uid u = 0;
-    mail::uid u2 = 0;
-    group g = group::update;
-    side sd = side::a;
-    bool erase_only = false;
-    bool removal = false;
+// An action as the planner builds it.
+struct item : order_keys {
+    action act;
+    std::string change;  // set_flags: the change, so that equal changes batch together
+};
+
+// An item once emitted: its action in planner::acts_, its change in planner::changes_.
+struct slot : order_keys {
+    std::uint32_t act = 0;
+    std::uint32_t change = 0;
 };
 
 enum class mode : std::uint8_t {
@@ -257,21 +251,14 @@ void planner::add_notice(std::size_t b, notice::kind what, side on, mail::uid ui
 
 void planner::push(item&& it) {
     slot sl;
+    static_cast<order_keys&>(sl) = it;
     sl.act = static_cast<std::uint32_t>(acts_.size());
-    sl.box = it.box == npos ? no_box : static_cast<std::uint32_t>(it.box);
-    sl.box2 = it.box2 == npos ? no_box : static_cast<std::uint32_t>(it.box2);
     if (it.g == group::flags) {
         auto [at, added] =
             change_ids_.try_emplace(it.change, static_cast<std::uint32_t>(changes_.size()));
         if (added) changes_.push_back(std::move(it.change));
         sl.change = at->second;
     }
-    sl.u = it.u;
-    sl.u2 = it.u2;
-    sl.g = it.g;
-    sl.sd = it.sd;
-    sl.erase_only = it.erase_only;
-    sl.removal = it.removal;
     acts_.push_back(std::move(it.act));
     slots_.push_back(sl);
 }
