@@ -129,14 +129,6 @@ struct mailbox_work {
     // pairs copies that landed by content key; the intents go once it synced.
     std::vector<std::uint64_t> leftover_intents;
     mailbox_report* report = nullptr;
-
-    const mail::message_info* info(side s, mail::uid uid) const {
-        const auto& msgs = input.sides[s].messages;
-        auto it =
-            std::lower_bound(msgs.begin(), msgs.end(), uid,
-                             [](const mail::message_info& m, mail::uid u) { return m.uid < u; });
-        return it != msgs.end() && it->uid == uid ? &*it : nullptr;
-    }
 };
 
 class run {
@@ -655,7 +647,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         const auto* a = batch[it->second];
         store::outgoing_message m;
         m.flags = a->flags();
-        if (const auto* info = w.info(from, uid)) m.internal_date = info->internal_date;
+        m.internal_date = a->source->internal_date;
         // A listing that skipped the headers (a first sync into an empty mailbox) left the
         // key empty: the record gets it from the body, so that a later move between folders
         // or a UIDVALIDITY change still finds the message by content.
