@@ -1077,16 +1077,20 @@ result<store_result> session::uid_store(const imap::uid_set& uids, imap::cmd::st
 
 result<append_result> session::append(std::string_view mailbox,
                                       const std::vector<append_item>& items) {
+    append_flight flight;
+    if (auto r = append_send(mailbox, items, flight); !r) return r.error();
+    return append_wait(flight);
+}
+
+result<void> session::append_send(std::string_view mailbox, const std::vector<append_item>& items,
+                                  append_flight& flight) {
     auto& p = *impl_;
     auto name = p.wire_name(mailbox);
     if (!name) return name.error();
-    append_result res;
-    if (items.empty()) return res;
+    if (items.empty()) return {};
     auto to_message = [](const append_item& i) {
         return imap::cmd::append_message{i.flags, i.internal_date, i.content, false};
     };
-    std::vector<std::string> tags;
-    std::vector<std::size_t> counts;  // messages per command
     const bool multi = items.size() > 1 && p.has("MULTIAPPEND");
     for (std::size_t next = 0; next < items.size();) {
         std::vector<imap::cmd::append_message> msgs;
@@ -1101,17 +1105,26 @@ result<append_result> session::append(std::string_view mailbox,
         if (!cmd) return cmd.error();
         auto t = p.send(*cmd, nullptr);
         if (!t) return t.error();
-        tags.push_back(*t);
-        counts.push_back(msgs.size());
+        flight.tags.push_back(*t);
+        flight.counts.push_back(msgs.size());
     }
+    return flush();
+}
+
+result<append_result> session::append_wait(append_flight& flight) {
+    auto& p = *impl_;
+    append_result res;
     std::optional<error_code> first_error;
-    for (std::size_t k = 0; k < tags.size(); ++k) {
-        const auto& t = tags[k];
+    for (std::size_t k = 0; k < flight.tags.size(); ++k) {
+        const auto& t = flight.tags[k];
         auto c = p.wait(t);
         if (!c) {
             if (!first_error) first_error = c.error();
-            if (p.broken) return p.broken;
-            res.uids.insert(res.uids.end(), counts[k], 0);
+            if (p.broken) {
+                flight = {};
+                return p.broken;
+            }
+            res.uids.insert(res.uids.end(), flight.counts[k], 0);
             continue;
         }
         std::vector<mail::uid> got;
@@ -1120,9 +1133,10 @@ result<append_result> session::append(std::string_view mailbox,
             auto w = words(c->code->raw);
             if (w.size() == 2) got = expand_in_order(w[1]);
         }
-        got.resize(counts[k], 0);
+        got.resize(flight.counts[k], 0);
         res.uids.insert(res.uids.end(), got.begin(), got.end());
     }
+    flight = {};
     if (first_error) return *first_error;
     return res;
 }

@@ -629,108 +629,125 @@ result<void> maildir_store::fetch(
     return {};
 }
 
-result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
-                                                     std::vector<outgoing_message>&& messages) {
-    auto& d = *impl_;
-    // The temporary bodies are ours from here on: whatever happens, none is left behind.
-    std::size_t adopted = 0;
-    auto drop_spools = [&] {
-        for (std::size_t i = adopted; i < messages.size(); ++i) {
-            const auto& b = messages[i].body;
-            if (b.temporary && !b.file.empty()) ::unlink(b.file.c_str());
-        }
-        adopted = messages.size();
-    };
-    auto canon = d.canonical(mailbox);
-    if (!canon) {
-        drop_spools();
-        return canon.error();
-    }
-    auto fo = d.open_folder(*canon);
-    if (!fo) {
-        drop_spools();
-        return fo.error();
-    }
-    maildir::folder& f = **fo;
-    if (messages.empty()) return std::vector<mail::uid>{};
-    auto kw = d.keywords(f);
-    if (!kw) {
-        drop_spools();
-        return kw.error();
-    }
-    std::vector<std::string> wanted;
-    for (const auto& m : messages)
-        for (const auto& k : m.flags.keywords())
-            if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) wanted.push_back(k);
-    if (auto r = d.assign_keywords(*kw, *canon, wanted); !r) {
-        drop_spools();
-        return r.error();
+// One delivery batch that grows as messages come.
+class maildir_store::delivery final : public appender {
+  public:
+    delivery(impl& d, std::string canon, maildir::folder& f, maildir::keyword_file kw)
+        : d_(d), canon_(std::move(canon)), folder_(f), kw_(std::move(kw)), batch_(f) {}
+    ~delivery() override {
+        if (writing_) d_.end_writes(folder_);  // the batch removes its tmp/ files
     }
 
-    const std::string what = "append to " + *canon;
-    std::vector<std::string> bases;
-    d.begin_writes(f);
-    {
-        maildir::delivery_batch batch(f);
-        for (std::size_t i = 0; i < messages.size(); ++i) {
-            auto& m = messages[i];
-            auto enc = kw->encode(m.flags);
-            maildir::new_message nm{enc.system, enc.keywords, m.internal_date};
-            result<void> r;
-            if (m.body.file.empty()) {
-                r = batch.add(m.body.data, nm);
-            } else if (m.body.temporary) {
-                r = batch.add_file(m.body.file, nm);
-                // add_file copies across file systems and leaves the spool file: ours to go.
-                ::unlink(m.body.file.c_str());
-                adopted = i + 1;
-            } else {
-                fs::unique_fd in(::open(m.body.file.c_str(), O_RDONLY | O_CLOEXEC));
-                if (!in) {
-                    int e = errno;
-                    drop_spools();
-                    return d.fail(from_errno(e), what + ": open " + m.body.file.string() + ": " +
-                                                     std::strerror(e));
-                }
-                r = batch.add(fd_reader(in.get()), nm);
+    result<void> add(outgoing_message&& m) override {
+        struct drop_spool {  // the body's temporary file is ours from here on
+            const message_body& b;
+            ~drop_spool() {
+                if (b.temporary && !b.file.empty()) ::unlink(b.file.c_str());
             }
-            if (!r) {
-                drop_spools();
-                return d.folder_fail(r.error(), what, f);  // the batch removes its tmp/ files
-            }
+        } on_exit{m.body};
+        if (auto r = d_.assign_keywords(kw_, canon_, m.flags.keywords()); !r) return r.error();
+        if (!writing_) {
+            d_.begin_writes(folder_);
+            writing_ = true;
         }
-        auto done = batch.commit();
+        auto enc = kw_.encode(m.flags);
+        maildir::new_message nm{enc.system, enc.keywords, m.internal_date};
+        result<void> r;
+        if (m.body.file.empty()) {
+            r = batch_.add(m.body.data, nm);
+        } else if (m.body.temporary) {
+            // A rename into tmp/ on the same file system, else a copy (the spool file goes).
+            r = batch_.add_file(m.body.file, nm);
+        } else {
+            fs::unique_fd in(::open(m.body.file.c_str(), O_RDONLY | O_CLOEXEC));
+            if (!in) {
+                int e = errno;
+                return d_.fail(from_errno(e),
+                               what() + ": open " + m.body.file.string() + ": " + std::strerror(e));
+            }
+            r = batch_.add(fd_reader(in.get()), nm);
+        }
+        if (!r) return d_.folder_fail(r.error(), what(), folder_);
+        return {};
+    }
+
+    result<std::vector<mail::uid>> finish() override {
+        if (!writing_) return std::vector<mail::uid>{};
+        auto done = batch_.commit();
         if (!done) {
-            auto ec = d.folder_fail(done.error(), what, f);
+            auto ec = d_.folder_fail(done.error(), what(), folder_);
             // The call fails as a whole: files that reached cur/ would come back as new
             // messages in the next scan and be copied a second time.
-            for (const auto& b : batch.committed()) (void)f.remove(b);
-            (void)f.sync();
-            d.end_writes(f);
+            for (const auto& b : batch_.committed()) (void)folder_.remove(b);
+            (void)folder_.sync();
             return ec;
         }
-        bases = std::move(*done);
-    }
-    d.end_writes(f);
-
-    std::vector<mail::uid> out(bases.size());
-    auto w = d.journal.write([&](lmdb_write_txn& t) -> result<void> {
-        auto rec = d.record(t, *canon);
-        if (!rec) return rec.error();
-        for (std::size_t i = 0; i < bases.size(); ++i) {
-            auto u = d.journal.maildir_assign(t, *rec, bases[i]);
-            if (!u) return u.error();
-            out[i] = *u;
+        d_.end_writes(folder_);
+        writing_ = false;
+        const auto& bases = *done;
+        std::vector<mail::uid> out(bases.size());
+        auto w = d_.journal.write([&](lmdb_write_txn& t) -> result<void> {
+            auto rec = d_.record(t, canon_);
+            if (!rec) return rec.error();
+            for (std::size_t i = 0; i < bases.size(); ++i) {
+                auto u = d_.journal.maildir_assign(t, *rec, bases[i]);
+                if (!u) return u.error();
+                out[i] = *u;
+            }
+            return {};
+        });
+        if (!w) {
+            auto ec = d_.journal_fail(w.error(), what());
+            for (const auto& b : bases) (void)folder_.remove(b);
+            (void)folder_.sync();
+            return ec;
         }
-        return {};
-    });
-    if (!w) {
-        auto ec = d.journal_fail(w.error(), what);
-        for (const auto& b : bases) (void)f.remove(b);
-        (void)f.sync();
-        return ec;
+        return out;
     }
-    return out;
+
+  private:
+    std::string what() const { return "append to " + canon_; }
+
+    impl& d_;
+    std::string canon_;
+    maildir::folder& folder_;
+    maildir::keyword_file kw_;
+    maildir::delivery_batch batch_;
+    bool writing_ = false;
+};
+
+result<std::unique_ptr<appender>> maildir_store::begin_append(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto canon = d.canonical(mailbox);
+    if (!canon) return canon.error();
+    auto fo = d.open_folder(*canon);
+    if (!fo) return fo.error();
+    auto kw = d.keywords(**fo);
+    if (!kw) return kw.error();
+    return std::unique_ptr<appender>(
+        std::make_unique<delivery>(d, std::move(*canon), **fo, std::move(*kw)));
+}
+
+result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
+                                                     std::vector<outgoing_message>&& messages) {
+    // The temporary bodies are ours from here on: whatever happens, none is left behind.
+    std::size_t taken = 0;
+    struct drop_rest {
+        std::vector<outgoing_message>& m;
+        std::size_t& taken;
+        ~drop_rest() {
+            for (std::size_t i = taken; i < m.size(); ++i)
+                if (m[i].body.temporary && !m[i].body.file.empty())
+                    ::unlink(m[i].body.file.c_str());
+        }
+    } on_exit{messages, taken};
+    auto app = begin_append(mailbox);
+    if (!app) return app.error();
+    for (auto& m : messages) {
+        ++taken;
+        if (auto r = (*app)->add(std::move(m)); !r) return r.error();
+    }
+    return (*app)->finish();
 }
 
 result<void> maildir_store::set_flags(const std::string& mailbox,

@@ -638,9 +638,16 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         uids.push_back(batch[i]->uid);
         position[batch[i]->uid] = i;
     }
-    std::vector<store::outgoing_message> outgoing;
+    // Each body goes to the other store as it arrives: a batch never holds all its bodies.
+    auto appender = st(to).begin_append(first.mailbox);
+    if (!appender) {
+        fail(w, "APPEND of messages to", to, appender.error());
+        return append_outcome::failed;
+    }
+    std::optional<error_code> append_error;  // add() failed: the fetch stopped for it
     std::vector<const copy_message*> sent;
     std::vector<std::string> sent_keys;  // parallel to `sent`: keys made from the bodies
+    std::uint64_t sent_bytes = 0;
     auto deliver = [&](mail::uid uid, store::message_body&& body) -> result<void> {
         auto it = position.find(uid);
         if (it == position.end()) return {};
@@ -655,20 +662,24 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         if (a->source->content_key.empty())
             key = maildir::content_key(maildir::identify_header(header_of(body)), a->size(),
                                        m.internal_date);
+        sent_bytes += body.size;
         m.body = std::move(body);
-        outgoing.push_back(std::move(m));
+        if (auto r = (*appender)->add(std::move(m)); !r) {
+            append_error = r.error();
+            return r.error();
+        }
         sent.push_back(a);
         sent_keys.push_back(std::move(key));
         return {};
     };
     auto fetched = st(from).fetch(first.mailbox, uids, deliver);
-    if (!fetched) {
+    if (!fetched && !append_error) {
         fail(w, "FETCH of messages from", from, fetched.error());
         return append_outcome::failed;
     }
-    std::uint64_t sent_bytes = 0;
-    for (const auto& m : outgoing) sent_bytes += m.body.size;
-    auto new_uids = st(to).append(first.mailbox, std::move(outgoing));
+    auto new_uids =
+        append_error ? result<std::vector<mail::uid>>(*append_error) : (*appender)->finish();
+    appender->reset();
     if (!new_uids) {
         // Only a tagged NO refuses the messages and leaves the session usable (RFC 3501
         // 6.3.11; RFC 3502: nothing of a refused MULTIAPPEND is kept). BAD, BYE, a lost

@@ -177,6 +177,12 @@ struct append_result {
     std::vector<mail::uid> uids;        // per message in order; 0 where the server gave none
 };
 
+// APPEND commands sent and not yet waited for (session::append_send).
+struct append_flight {
+    std::vector<std::string> tags;
+    std::vector<std::size_t> counts;  // messages per command
+};
+
 struct copy_result {
     mail::uidvalidity uidvalidity = 0;                     // of the destination
     std::vector<std::pair<mail::uid, mail::uid>> mapping;  // source -> destination (COPYUID)
@@ -257,6 +263,12 @@ class session {
     // commands are separate transactions: when one fails, the others may have stored theirs
     // (their UIDs are not returned: the call fails).
     result<append_result> append(std::string_view mailbox, const std::vector<append_item>& items);
+    // append() in two halves, so that more can happen between them (the next messages come
+    // from another store): the commands are sent (and flushed) now, their answers read by
+    // append_wait(), or by any later wait. Several append_send() may share one flight.
+    result<void> append_send(std::string_view mailbox, const std::vector<append_item>& items,
+                             append_flight& flight);
+    result<append_result> append_wait(append_flight& flight);
     // UID MOVE, or UID COPY + UID STORE +FLAGS.SILENT (\Deleted) + UID EXPUNGE without MOVE;
     // without MOVE and UIDPLUS: errc::missing_capability and nothing is done.
     result<copy_result> uid_move(const imap::uid_set& uids, std::string_view destination);

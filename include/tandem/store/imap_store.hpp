@@ -67,6 +67,9 @@ class imap_store final : public store {
     // whatever the outcome.
     result<std::vector<mail::uid>> append(const std::string& mailbox,
                                           std::vector<outgoing_message>&& messages) override;
+    // With UIDPLUS, the messages go out in APPEND commands of about 1 MiB as they come (the
+    // server stores them while the next ones are fetched); without, append() at finish().
+    result<std::unique_ptr<appender>> begin_append(const std::string& mailbox) override;
     // +FLAGS.SILENT / -FLAGS.SILENT deltas only, never the replacing FLAGS: a flag another
     // client changes meanwhile survives.
     result<void> set_flags(const std::string& mailbox,
@@ -86,6 +89,7 @@ class imap_store final : public store {
     struct impl;
 
   private:
+    class streaming_append;
     explicit imap_store(std::unique_ptr<impl> p);
     std::unique_ptr<impl> impl_;
 };

@@ -75,6 +75,9 @@ class maildir_store final : public store {
     // errc::storage_full.
     result<std::vector<mail::uid>> append(const std::string& mailbox,
                                           std::vector<outgoing_message>&& messages) override;
+    // Each add() writes its file to tmp/ (no fsync); finish() is append()'s commit: every
+    // file fsynced, renamed into cur/, given its uid in one journal transaction.
+    result<std::unique_ptr<appender>> begin_append(const std::string& mailbox) override;
     // True when the folder's dovecot-keywords file has a letter for `keyword`.
     result<std::optional<mailbox_status>> status_after_own_changes(
         const std::string& mailbox) override;
@@ -97,6 +100,7 @@ class maildir_store final : public store {
 
   private:
     struct impl;
+    class delivery;
     std::unique_ptr<impl> impl_;
 };
 

@@ -94,6 +94,21 @@ struct flag_change {
     mail::flag_set remove;
 };
 
+// Adds messages one at a time as their bodies arrive (from the other store's fetch), so
+// that a batch of copies never holds all its bodies at once: a Maildir writes each to tmp/
+// at once, an IMAP server gets each APPEND command as soon as it is full, while the fetch
+// goes on. add() takes the message over (a temporary body file included, whatever happens).
+// finish() returns the new uids in the order of add() (0 where the store could not tell),
+// or the first failure; a tagged NO (errc::command_failed) may come only there. An appender
+// dropped without finish() adds nothing that its store can take back: a Maildir removes its
+// tmp/ files; APPEND commands already sent stay (the engine's intent covers them).
+class appender {
+  public:
+    virtual ~appender() = default;
+    virtual result<void> add(outgoing_message&& message) = 0;
+    virtual result<std::vector<mail::uid>> finish() = 0;
+};
+
 class store {
   public:
     virtual ~store() = default;
@@ -116,6 +131,9 @@ class store {
     // Adds messages; returns their new uids in order (0 where the store could not tell).
     virtual result<std::vector<mail::uid>> append(const std::string& mailbox,
                                                   std::vector<outgoing_message>&& messages) = 0;
+    // The same, one message at a time (see appender). This default holds the messages and
+    // calls append() at finish().
+    virtual result<std::unique_ptr<appender>> begin_append(const std::string& mailbox);
     virtual result<void> set_flags(const std::string& mailbox,
                                    std::span<const flag_change> changes) = 0;
     // Moves messages to another mailbox of this store; returns the new uids in the order of

@@ -747,6 +747,69 @@ TEST_F(imap_store_test, append_then_fetch_byte_for_byte_with_a_spooled_3_mb_mess
     EXPECT_TRUE(std::filesystem::is_empty(spool.path()));
 }
 
+TEST_F(imap_store_test, an_appender_sends_full_commands_before_finish_and_keeps_the_order) {
+    test::create_mailbox(*server_, "alice", "Streamed");
+    auto s = open();
+    ASSERT_TRUE(s);
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 7; ++i)
+        bodies.push_back(big_message("streamed " + std::to_string(i), 400 * 1024));
+    auto app = s->begin_append("Streamed");
+    ASSERT_TRUE(app) << s->last_error();
+    for (const auto& b : bodies) {
+        outgoing_message m;
+        m.body.data = b;
+        m.body.size = b.size();
+        ASSERT_TRUE((*app)->add(std::move(m))) << s->last_error();
+    }
+    // 2.8 MB in commands of about 1 MiB: the first ones are on the server before finish().
+    std::uint32_t seen = 0;
+    for (int i = 0; i < 200 && seen < 3; ++i) {
+        seen = test::status(*server_, "alice", "Streamed").messages;
+        if (seen < 3) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_GE(seen, 3u);
+    auto uids = (*app)->finish();
+    ASSERT_TRUE(uids) << s->last_error();
+    ASSERT_EQ(uids->size(), bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i)
+        EXPECT_EQ(test::fetch_message(*server_, "alice", "Streamed", (*uids)[i]), bodies[i]) << i;
+
+    // Dropped without finish(): what was sent is answered, and the session goes on.
+    {
+        auto dropped = s->begin_append("Streamed");
+        ASSERT_TRUE(dropped);
+        for (int i = 0; i < 3; ++i) {
+            outgoing_message m;
+            m.body.data = bodies[0];
+            ASSERT_TRUE((*dropped)->add(std::move(m)));
+        }
+    }
+    auto st = s->status("Streamed");
+    ASSERT_TRUE(st) << s->last_error();
+    // The third add() filled a command, which went out and stays (the intent's job).
+    EXPECT_EQ(st->messages, 10u);
+    EXPECT_EQ(test::status(*server_, "alice", "Streamed").messages, 10u);
+
+    // Without UIDPLUS the messages wait for finish(), which finds their uids again.
+    auto plain = open({"UIDPLUS"});
+    ASSERT_TRUE(plain);
+    auto held = plain->begin_append("Streamed");
+    ASSERT_TRUE(held);
+    const auto before = test::status(*server_, "alice", "Streamed").messages;
+    for (int i = 0; i < 4; ++i) {
+        outgoing_message m;
+        m.body.data = big_message("held " + std::to_string(i), 400 * 1024);
+        ASSERT_TRUE((*held)->add(std::move(m)));
+    }
+    EXPECT_EQ(test::status(*server_, "alice", "Streamed").messages, before);
+    auto held_uids = (*held)->finish();
+    ASSERT_TRUE(held_uids) << plain->last_error();
+    ASSERT_EQ(held_uids->size(), 4u);
+    EXPECT_NE((*held_uids)[3], 0u);
+    EXPECT_EQ(test::status(*server_, "alice", "Streamed").messages, before + 4);
+}
+
 TEST_F(imap_store_test, append_without_uidplus_finds_the_uids_by_message_id) {
     test::create_mailbox(*server_, "alice", "NoUidplus");
     auto old = append("NoUidplus", "nouid dup", {}, "<dup@tandem.test>");

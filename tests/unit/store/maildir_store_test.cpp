@@ -802,6 +802,51 @@ TEST_F(maildir_store_test, append_to_a_missing_folder_fails_and_deletes_the_spoo
     EXPECT_FALSE(fs::exists(spool));
 }
 
+TEST_F(maildir_store_test, an_appender_writes_each_file_as_it_comes_and_commits_at_finish) {
+    auto s = make_with({"INBOX"});
+    const fs::path spool = tmp.path() / "spool-a";
+    write_file(spool, message("<spooled@x>"));
+    auto app = s->begin_append("INBOX");
+    ASSERT_TRUE(app) << s->last_error();
+    ASSERT_TRUE((*app)->add(outgoing(message("<1@x>"), flags({"\\Seen", "$Work"}))));
+    // Written already, before any other message comes: nothing is held in memory.
+    EXPECT_EQ(names_in(root / "INBOX" / "tmp").size(), 1u);
+    outgoing_message m;
+    m.body.file = spool;
+    m.body.temporary = true;
+    ASSERT_TRUE((*app)->add(std::move(m)));
+    EXPECT_EQ(names_in(root / "INBOX" / "tmp").size(), 2u);
+    EXPECT_FALSE(fs::exists(spool));  // taken over at add()
+    EXPECT_TRUE(names_in(root / "INBOX" / "cur").empty());
+    auto uids = (*app)->finish();
+    ASSERT_TRUE(uids) << s->last_error();
+    EXPECT_EQ(*uids, (std::vector<mail::uid>{1, 2}));
+    EXPECT_TRUE(names_in(root / "INBOX" / "tmp").empty());
+    EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 2u);
+    EXPECT_EQ(read_file(root / "INBOX" / "dovecot-keywords"), "0 $Work\n");
+
+    // Dropped without finish(): nothing stays, neither in tmp/ nor as a message.
+    const fs::path spool2 = tmp.path() / "spool-b";
+    write_file(spool2, message("<spooled2@x>"));
+    {
+        auto dropped = s->begin_append("INBOX");
+        ASSERT_TRUE(dropped);
+        ASSERT_TRUE((*dropped)->add(outgoing(message("<3@x>"))));
+        outgoing_message m2;
+        m2.body.file = spool2;
+        m2.body.temporary = true;
+        ASSERT_TRUE((*dropped)->add(std::move(m2)));
+        EXPECT_EQ(names_in(root / "INBOX" / "tmp").size(), 2u);
+    }
+    EXPECT_TRUE(names_in(root / "INBOX" / "tmp").empty());
+    EXPECT_FALSE(fs::exists(spool2));
+    EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 2u);
+    auto st = s->status("INBOX");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->messages, 2u);
+    EXPECT_EQ(st->uidnext, 3u);
+}
+
 // ---- flags
 
 TEST_F(maildir_store_test, set_flags_applies_changes_to_the_current_flags_with_keyword_letters) {
