@@ -15,9 +15,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace po = boost::program_options;
@@ -165,6 +169,31 @@ static void run_post_sync(const config::channel& ch, const log::logger& log) {
                     std::to_string(rc));
 }
 
+// Opens a channel's two stores. Two IMAP stores connect at the same time: the logins (and a
+// tunnel's start, 25 ms for a local Dovecot) overlap instead of adding up. A Maildir store
+// opens at once and may read the journal, so it is opened on this thread.
+using opened_store = boost::system::result<std::unique_ptr<store::store>, store_failure>;
+std::pair<opened_store, opened_store> open_stores(const config::store& a, const config::store& b,
+                                                  journal::journal& journal,
+                                                  const log::logger& log) {
+    if (std::holds_alternative<config::imap_store>(a) &&
+        std::holds_alternative<config::imap_store>(b)) {
+        std::future<opened_store> second;
+        try {
+            second = std::async(std::launch::async, [&] { return open_store(b, journal, log); });
+        } catch (const std::system_error&) {
+            // no thread to be had: one after the other
+        }
+        if (second.valid()) {
+            auto first = open_store(a, journal, log);
+            return {std::move(first), second.get()};
+        }
+    }
+    auto first = open_store(a, journal, log);
+    if (!first) return {std::move(first), store_failure{}};
+    return {std::move(first), open_store(b, journal, log)};
+}
+
 int run_sync(const config::configuration& cfg, journal::journal& journal, const sync_request& req,
              const log::logger& log) {
     output out(isatty(STDERR_FILENO) && !req.quiet && !req.json);
@@ -175,10 +204,9 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
         job.only = only;
         sync::channel_report rep;
         rep.channel = ch->name;
-        auto a = open_store(*cfg.find_store(ch->a), journal, log);
+        auto [a, b] = open_stores(*cfg.find_store(ch->a), *cfg.find_store(ch->b), journal, log);
         std::unique_ptr<store::store> b_store;
         if (a) {
-            auto b = open_store(*cfg.find_store(ch->b), journal, log);
             if (b)
                 b_store = std::move(*b);
             else {
