@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -91,13 +90,6 @@ bool valid_system(std::string_view s) {
 }
 bool valid_keywords(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
 }
 
 body_reader memory_reader(std::string_view content) {
@@ -568,7 +560,7 @@ result<std::optional<std::string>> folder::message_id(std::string_view base) {
     return read_message_id(std::move(**f));
 }
 
-result<std::optional<header_identity>> folder::identify(const entry& e) {
+result<std::optional<mail::header_identity>> folder::identify(const entry& e) {
     auto p = dir_ / subdir_name(e.subdir) / e.file_name();
     sys::fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
     std::optional<message_file> file;
@@ -578,18 +570,18 @@ result<std::optional<header_identity>> folder::identify(const entry& e) {
         if (errno != ENOENT) return fail_errno("open", p, errno);
         auto f = open(e.base());  // renamed by a client since the scan
         if (!f) return f.error();
-        if (!*f) return std::optional<header_identity>();
+        if (!*f) return std::optional<mail::header_identity>();
         file.emplace(std::move(**f));
     }
     auto head = read_head(std::move(*file));
     if (!head) return head.error();
-    return std::optional<header_identity>(identify_header(*head));
+    return std::optional<mail::header_identity>(mail::identify_header(*head));
 }
 
 result<std::optional<std::string>> folder::read_message_id(message_file&& m) {
     auto head = read_head(std::move(m));
     if (!head) return head.error();
-    return find_message_id(*head);
+    return mail::find_message_id(*head);
 }
 
 result<std::string> folder::read_head(message_file&& m) {
@@ -856,125 +848,6 @@ result<std::vector<std::string>> delivery_batch::commit() {
             return f.fail("fsync", f.dir_ / "cur", r.error());
     }
     return committed_;
-}
-
-// ---- header
-
-namespace {
-
-// Calls f(name, value) for each field of `header` (up to the first empty line), unfolded
-// (RFC 5322 2.2.3) and without CR.
-template <class F>
-void for_each_field(std::string_view header, F&& f) {
-    std::string name, value;
-    bool in_field = false;
-    auto flush = [&] {
-        if (in_field) f(std::string_view(name), std::string_view(value));
-        in_field = false;
-    };
-    while (!header.empty()) {
-        auto nl = header.find('\n');
-        auto line = header.substr(0, nl);
-        header = nl == std::string_view::npos ? std::string_view() : header.substr(nl + 1);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.empty()) break;
-        if (line.front() == ' ' || line.front() == '\t') {
-            if (in_field) value += line;
-            continue;
-        }
-        flush();
-        auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        auto fname = line.substr(0, colon);
-        while (!fname.empty() && (fname.back() == ' ' || fname.back() == '\t'))
-            fname.remove_suffix(1);
-        name.assign(fname);
-        value.assign(line.substr(colon + 1));
-        in_field = true;
-    }
-    flush();
-}
-
-}  // namespace
-
-std::string header_digest(std::string_view header) {
-    static constexpr std::string_view fields[] = {"Date", "From", "To", "Cc", "Subject"};
-    std::optional<std::string> values[std::size(fields)];
-    for_each_field(header, [&](std::string_view name, std::string_view value) {
-        for (std::size_t i = 0; i < std::size(fields); ++i) {
-            if (values[i] || !iequals(name, fields[i])) continue;
-            std::string v;
-            for (char c : value) {
-                if (c == ' ' || c == '\t') {
-                    if (!v.empty() && v.back() != ' ') v += ' ';
-                } else {
-                    v += c;
-                }
-            }
-            if (!v.empty() && v.back() == ' ') v.pop_back();
-            values[i] = std::move(v);
-        }
-    });
-    std::uint64_t h = 0xcbf29ce484222325u;  // FNV-1a 64: stable across builds and machines
-    auto mix = [&h](std::string_view s) {
-        for (unsigned char c : s) {
-            h ^= c;
-            h *= 0x100000001b3u;
-        }
-    };
-    for (std::size_t i = 0; i < std::size(fields); ++i) {
-        mix(fields[i]);
-        mix(values[i] ? std::string_view("=") : std::string_view("-"));
-        if (values[i]) mix(*values[i]);
-        mix(std::string_view("\0", 1));
-    }
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(16, '0');
-    for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = hex[h & 15];
-    return out;
-}
-
-header_identity identify_header(std::string_view header) {
-    return header_identity{find_message_id(header), header_digest(header)};
-}
-
-std::string content_key(const header_identity& h, std::uint64_t size, std::int64_t date) {
-    if (h.message_id) return *h.message_id + "/" + std::to_string(size) + "/" + h.digest;
-    return "nomsgid/" + std::to_string(size) + "/" + std::to_string(date) + "/" + h.digest;
-}
-
-std::optional<std::string> find_message_id(std::string_view header) {
-    std::optional<std::string> value;
-    bool in_field = false;
-    while (!header.empty()) {
-        auto nl = header.find('\n');
-        auto line = header.substr(0, nl);
-        header = nl == std::string_view::npos ? std::string_view() : header.substr(nl + 1);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.empty()) break;  // end of the header
-        if (line.front() == ' ' || line.front() == '\t') {
-            if (in_field) *value += line;  // RFC 5322 2.2.3: unfolding drops only the CRLF
-            continue;
-        }
-        if (in_field) break;
-        auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        auto fname = line.substr(0, colon);
-        while (!fname.empty() && (fname.back() == ' ' || fname.back() == '\t'))
-            fname.remove_suffix(1);
-        if (iequals(fname, "Message-ID")) {
-            value = std::string(line.substr(colon + 1));
-            in_field = true;
-        }
-    }
-    if (!value) return std::nullopt;
-    auto& v = *value;
-    auto ws = [](char c) { return c == ' ' || c == '\t'; };
-    while (!v.empty() && ws(v.back())) v.pop_back();
-    auto first = std::find_if_not(v.begin(), v.end(), ws);
-    v.erase(v.begin(), first);
-    if (v.empty()) return std::nullopt;
-    return value;
 }
 
 }  // namespace tandem::maildir

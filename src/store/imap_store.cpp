@@ -8,14 +8,13 @@
 
 #include "imap_store_p.hpp"
 #include "tandem/imap/datetime.hpp"
-#include "tandem/maildir/folder.hpp"
+#include "tandem/mail/content_key.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -137,7 +136,7 @@ using client::completion;
 constexpr std::size_t max_set_bytes = 8000;     // RFC 7162 4: keep command lines short
 constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids set is left out
 constexpr std::size_t header_window = 64 * 1024;
-// The fields of maildir::identify_header: Message-ID and those of header_digest.
+// The fields of mail::identify_header: Message-ID and those of header_digest.
 const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
 std::string in_quotes(std::string_view name) {
@@ -155,14 +154,14 @@ imap::uid_set from_uid(mail::uid first) {
     return imap::uid_set{{std::max<mail::uid>(first, 1), imap::uid_set::star}};
 }
 
-// The first bytes of a body: its header, for the Message-ID.
-std::string head_of(const message_body& b) {
-    if (b.file.empty()) return b.data.substr(0, std::min(b.data.size(), header_window));
-    std::ifstream in(b.file, std::ios::binary);
-    std::string s(header_window, '\0');
-    in.read(s.data(), static_cast<std::streamsize>(s.size()));
-    s.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
-    return s;
+// The Message-ID of a body, from its header within the first 64 KB (a spool file that
+// cannot be read has none).
+std::optional<std::string> message_id_of(const message_body& b) {
+    if (b.file.empty())
+        return mail::find_message_id(std::string_view(b.data).substr(0, header_window));
+    auto head = mail::read_header(b.file, header_window);
+    if (!head) return std::nullopt;
+    return mail::find_message_id(*head);
 }
 
 // A body written to a spool file as its bytes arrive. Destroyed without finish(): the
@@ -326,11 +325,11 @@ struct collector {
             else if (f.x_guid)
                 m.identity = std::move(*f.x_guid);
             if (keys) {
-                maildir::header_identity id = maildir::identify_header({});
+                mail::header_identity id = mail::identify_header({});
                 for (auto& b : f.bodies)
                     if (b.section.find("HEADER.FIELDS") != std::string::npos && !b.nil)
-                        id = maildir::identify_header(b.data);
-                m.content_key = maildir::content_key(id, m.size, m.internal_date);
+                        id = mail::identify_header(b.data);
+                m.content_key = mail::content_key(id, m.size, m.internal_date);
             }
             marks[i] |= full;
         }
@@ -1169,7 +1168,7 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
         auto sel = d.select(mailbox, *srv, so);
         if (!sel) return sel.error();
         uidnext_before = sel->uidnext;
-        for (auto& m : messages) ids.push_back(maildir::find_message_id(head_of(m.body)));
+        for (auto& m : messages) ids.push_back(message_id_of(m.body));
     }
 
     std::vector<client::append_item> items;

@@ -2,6 +2,7 @@
 #include "tandem/store/maildir_store.hpp"
 
 #include "tandem/journal/journal.hpp"
+#include "tandem/mail/content_key.hpp"
 #include "tandem/maildir/filename.hpp"
 #include "tandem/maildir/keywords.hpp"
 #include "tandem/maildir/watch.hpp"
@@ -569,7 +570,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             // A file gone since the scan has no key; the next scan sees it gone.
             // The same key the IMAP store makes, so that the two sides pair (the date is
             // copied to the other side exactly).
-            if (*id) m.content_key = maildir::content_key(**id, e.size, e.mtime);
+            if (*id) m.content_key = mail::content_key(**id, e.size, e.mtime);
         }
         present.push_back(m.uid);
         out.messages.push_back(std::move(m));

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "tandem/sync/engine.hpp"
 
-#include "tandem/maildir/folder.hpp"
+#include "tandem/mail/content_key.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -17,25 +16,14 @@
 namespace tandem::sync {
 namespace {
 
-// The header of a message body in transit: up to the blank line that ends it (or the first
-// 1 MiB of a spooled file, for a header without an end).
-std::string header_of(const store::message_body& body) {
-    constexpr std::size_t cap = 1u << 20;
-    auto cut = [](std::string_view text) {
-        for (std::string_view end : {"\n\n", "\n\r\n"})
-            if (auto at = text.find(end); at != std::string_view::npos)
-                return text.substr(0, at + 1);
-        return text;
-    };
-    if (body.file.empty()) return std::string(cut(body.data));
-    std::ifstream in(body.file, std::ios::binary);
-    std::string head;
-    char chunk[16384];
-    while (head.size() < cap && in.read(chunk, sizeof chunk).gcount() > 0) {
-        head.append(chunk, static_cast<std::size_t>(in.gcount()));
-        if (cut(head).size() < head.size()) break;
-    }
-    return std::string(cut(head));
+// What the header of a message body in transit says of it (identify_header reads up to the
+// blank line that ends the header; of a spooled body, at most its file's first 1 MiB is
+// read, for a header without an end). A spool file that cannot be read counts as a message
+// without a header.
+mail::header_identity identify_body(const store::message_body& body) {
+    if (body.file.empty()) return mail::identify_header(body.data);
+    auto head = mail::read_header(body.file);
+    return mail::identify_header(head ? std::string_view(*head) : std::string_view());
 }
 
 using mail::both_sides;
@@ -660,8 +648,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         // or a UIDVALIDITY change still finds the message by content.
         std::string key;
         if (a->source->content_key.empty())
-            key = maildir::content_key(maildir::identify_header(header_of(body)), a->size(),
-                                       m.internal_date);
+            key = mail::content_key(identify_body(body), a->size(), m.internal_date);
         sent_bytes += body.size;
         m.body = std::move(body);
         if (auto r = (*appender)->add(std::move(m)); !r) {

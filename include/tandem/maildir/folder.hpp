@@ -14,6 +14,7 @@
 // locks are taken (Maildir needs none), but do not let two synchronizers write one folder.
 #pragma once
 
+#include "tandem/mail/content_key.hpp"
 #include "tandem/maildir/entry.hpp"
 #include "tandem/util/error.hpp"
 
@@ -102,8 +103,6 @@ class folder;
 // Deliveries whose fsyncs are grouped: add() writes each message to tmp/ without fsync;
 // commit() fsyncs the files, renames them all into cur/ and fsyncs cur/ once. A batch that
 // is destroyed before commit() removes its temporary files.
-struct header_identity;
-
 class delivery_batch {
   public:
     explicit delivery_batch(folder& f) : folder_(&f) {}
@@ -218,7 +217,7 @@ class folder {
     result<std::optional<std::string>> message_id(std::string_view base);
     // What the header of an entry's file says of the message's identity (first 64 KB);
     // nullopt if the message is gone.
-    result<std::optional<header_identity>> identify(const entry& e);
+    result<std::optional<mail::header_identity>> identify(const entry& e);
 
     // Flag renames, removals and moves are not fsynced one by one (a rename is durable only
     // once its directory is): call sync() before recording them as done in the journal; it
@@ -294,28 +293,5 @@ class folder {
     }
     std::string last_error_;
 };
-
-// The Message-ID field of a message header (RFC 5322 3.6.4): the first one, unfolded, with
-// white space around it trimmed. The header ends at the first empty line or the end of
-// `header`. Field names match case-insensitively.
-std::optional<std::string> find_message_id(std::string_view header);
-
-// A digest of the header fields that tell two messages apart when they share a Message-ID
-// and a size, or have neither Message-ID nor anything else: Date, From, To, Cc and Subject,
-// the first of each, unfolded, without CR, runs of white space made one space, trimmed;
-// FNV-1a 64 in 16 hex digits. The same for the whole header and for an IMAP
-// `BODY[HEADER.FIELDS (...)]` of those fields (their order does not matter).
-std::string header_digest(std::string_view header);
-
-struct header_identity {
-    std::optional<std::string> message_id;
-    std::string digest;  // header_digest
-};
-header_identity identify_header(std::string_view header);
-
-// The content key both stores give a message, so that the same mail new on both sides
-// pairs (first sync of stores that already hold it; a copy whose journal commit was lost):
-// "<Message-ID>/<size>/<digest>", or "nomsgid/<size>/<date>/<digest>" without one.
-std::string content_key(const header_identity& h, std::uint64_t size, std::int64_t date);
 
 }  // namespace tandem::maildir

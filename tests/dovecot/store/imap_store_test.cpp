@@ -9,7 +9,7 @@
 #include "support/fake_imap_server.hpp"
 #include "support/imap_script.hpp"
 #include "support/temp_dir.hpp"
-#include "tandem/maildir/folder.hpp"
+#include "tandem/mail/content_key.hpp"
 
 #include <gtest/gtest.h>
 
@@ -358,7 +358,7 @@ TEST_F(imap_store_test, first_changes_are_complete_with_identities_and_content_k
     EXPECT_EQ(m1.internal_date, 1709630430);  // 05-Mar-2024 09:20:30 UTC
     // The key the Maildir store makes from the whole file: the two sides pair.
     EXPECT_EQ(m1.content_key,
-              maildir::content_key(maildir::identify_header(*text1), text1->size(), 1709630430));
+              mail::content_key(mail::identify_header(*text1), text1->size(), 1709630430));
     EXPECT_TRUE(m1.content_key.starts_with("<first.one@tandem.test>/" +
                                            std::to_string(text1->size()) + "/"));
     EXPECT_GT(m1.modseq, 0u);
@@ -367,7 +367,7 @@ TEST_F(imap_store_test, first_changes_are_complete_with_identities_and_content_k
     EXPECT_NE(m1.identity, c->messages[1].identity);
     EXPECT_FALSE(c->messages[1].identity.empty());
     EXPECT_EQ(c->messages[2].content_key,
-              maildir::content_key(maildir::identify_header(no_id), no_id.size(), 1709630430));
+              mail::content_key(mail::identify_header(no_id), no_id.size(), 1709630430));
     EXPECT_TRUE(c->messages[2].content_key.starts_with("nomsgid/" + std::to_string(no_id.size()) +
                                                        "/1709630430/"));
     EXPECT_TRUE(c->messages[1].flags.empty());
@@ -472,8 +472,8 @@ TEST_P(imap_store_tier_test, reports_flag_change_expunge_and_new_message) {
     auto dtext = test::fetch_message(*server_, "alice", box, d);
     ASSERT_TRUE(dtext);
     EXPECT_EQ(nd->size, dtext->size());
-    EXPECT_EQ(nd->content_key, maildir::content_key(maildir::identify_header(*dtext), dtext->size(),
-                                                    nd->internal_date));
+    EXPECT_EQ(nd->content_key,
+              mail::content_key(mail::identify_header(*dtext), dtext->size(), nd->internal_date));
     EXPECT_FALSE(nd->identity.empty());
     EXPECT_NE(nd->identity, find(second->messages, b)->identity);
 

@@ -633,9 +633,6 @@ TEST(maildir_folder, message_id_comes_from_the_header_only) {
     EXPECT_EQ(f.message_id(*b1).value(), std::optional<std::string>("<folded@x>"));
     EXPECT_EQ(f.message_id(*b2).value(), std::nullopt);
     EXPECT_EQ(f.message_id(*b3).value(), std::nullopt);  // beyond the first 64 KB
-    EXPECT_EQ(find_message_id("Message-ID: <a@b> \n"), "<a@b>");
-    EXPECT_EQ(find_message_id("X-Message-ID: <no@b>\nMessage-ID : <yes@b>\n"), "<yes@b>");
-    EXPECT_EQ(find_message_id("Message-ID:\n"), std::nullopt);
 }
 
 TEST(maildir_folder, scan_of_a_missing_folder_is_an_error_with_the_path) {

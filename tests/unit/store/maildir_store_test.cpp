@@ -3,6 +3,7 @@
 
 #include "support/temp_dir.hpp"
 #include "tandem/journal/journal.hpp"
+#include "tandem/mail/content_key.hpp"
 #include "tandem/maildir/filename.hpp"
 #include "tandem/maildir/folder.hpp"
 
@@ -340,8 +341,8 @@ TEST_F(maildir_changes_test, first_scan_assigns_uids_and_lists_everything) {
     ASSERT_NE(f, nullptr);
     EXPECT_EQ(f->flags, flags({"\\Flagged", "\\Seen"}));
     const auto flagged = message("<flagged@x>", "x\r\n");
-    EXPECT_EQ(f->content_key, maildir::content_key(maildir::identify_header(flagged),
-                                                   flagged.size(), f->internal_date));
+    EXPECT_EQ(f->content_key,
+              mail::content_key(mail::identify_header(flagged), flagged.size(), f->internal_date));
     EXPECT_TRUE(f->content_key.starts_with("<flagged@x>/" + std::to_string(flagged.size()) + "/"));
 
     auto* k = by_identity(*c, "300.c.host,S=55");

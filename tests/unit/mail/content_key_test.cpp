@@ -3,11 +3,11 @@
 // (a Maildir file) and an IMAP BODY[HEADER.FIELDS (...)] of it, and must tell apart two
 // messages that share a Message-ID and a size, or have no Message-ID and share a size and
 // a date (found by the convergence test: two such messages were taken as one after a kill).
-#include "tandem/maildir/folder.hpp"
+#include "tandem/mail/content_key.hpp"
 
 #include <gtest/gtest.h>
 
-namespace tandem::maildir {
+namespace tandem::mail {
 namespace {
 
 const std::string whole =
@@ -79,5 +79,13 @@ TEST(content_key, an_empty_field_differs_from_a_missing_one_and_the_body_is_not_
     EXPECT_EQ(header_digest("X: 1\r\n\r\n").size(), 16u);
 }
 
+// Moved from the Maildir folder's test with the function (folder::message_id is still tested
+// there, on files).
+TEST(content_key, find_message_id_trims_and_matches_the_whole_field_name) {
+    EXPECT_EQ(find_message_id("Message-ID: <a@b> \n"), "<a@b>");
+    EXPECT_EQ(find_message_id("X-Message-ID: <no@b>\nMessage-ID : <yes@b>\n"), "<yes@b>");
+    EXPECT_EQ(find_message_id("Message-ID:\n"), std::nullopt);
+}
+
 }  // namespace
-}  // namespace tandem::maildir
+}  // namespace tandem::mail
