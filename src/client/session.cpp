@@ -175,7 +175,8 @@ struct session::impl {
                     return p->bodies(ctx);
                 }
                 return nullptr;
-            });
+            },
+            ep.body_sink_min_size);
     }
 
     void set_capabilities(std::vector<std::string> list) {

@@ -879,6 +879,7 @@ struct parser::impl {
 
     parser_limits limits;
     sink_provider provider;
+    std::uint64_t sink_min_size = 0;
     state st = state::line;
 
     std::string in;  // fed bytes; [pos, size) not consumed yet
@@ -1047,7 +1048,7 @@ struct parser::impl {
                     if (mark->too_big)
                         return fail(errc::literal_too_large, "literal size out of range", frame,
                                     frame.size() - 2);
-                    if (provider) {
+                    if (provider && mark->size >= sink_min_size) {
                         if (auto body = body_at_end()) {
                             body_context ctx{body->seq,     body->uid,    body->item,
                                              body->section, body->origin, mark->size};
@@ -1093,8 +1094,9 @@ result<std::optional<response>> parser::next() {
     return impl_->next();
 }
 
-void parser::set_sink_provider(sink_provider provider) {
+void parser::set_sink_provider(sink_provider provider, std::uint64_t min_size) {
     impl_->provider = std::move(provider);
+    impl_->sink_min_size = min_size;
 }
 
 const std::string& parser::last_error_detail() const {

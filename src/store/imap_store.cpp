@@ -530,6 +530,7 @@ result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& 
     }
     p->options = std::move(options);
     client::endpoint e = ep;
+    e.body_sink_min_size = p->options.spool_threshold;  // the only bodies fetch() spools
     if (!e.trace && logger.enabled(log::level::trace)) {
         // Client lines come redacted from the command builder: no secret reaches the log.
         e.trace = [logger, d = p->description](client::trace_direction dir, std::string_view line) {

@@ -66,6 +66,9 @@ struct endpoint {
     // Capabilities to act as if the server lacked ("QRESYNC" for iCloud, "MOVE" to test the
     // fall-back), case-insensitive. "LITERAL+" masks LITERAL+ only.
     std::vector<std::string> disabled_capabilities;
+    // The smallest body a command's sink provider (uid_fetch's `bodies`) takes; smaller ones
+    // come in memory without asking it (imap::parser::set_sink_provider).
+    std::uint64_t body_sink_min_size = 0;
     // ID (RFC 2971) fields sent after login when the server offers ID; empty: no ID.
     std::vector<std::pair<std::string, std::string>> id = {{"name", "tandem"},
                                                            {"version", "0.1.0"}};

@@ -97,7 +97,11 @@ class parser {
     // and the connection must be dropped. Streamed body bytes reach their sink here.
     result<std::optional<response>> next();
 
-    void set_sink_provider(sink_provider provider);
+    // Literals under `min_size` bytes stay in memory without asking the provider: finding
+    // which body a literal is means parsing the response so far, and a provider that takes
+    // only large bodies need not be asked for every small one (200,000 messages: 11% of a
+    // first sync's CPU went to that parse's early exit).
+    void set_sink_provider(sink_provider provider, std::uint64_t min_size = 0);
 
     // What went wrong and where, with an excerpt of the offending line; empty before an error.
     const std::string& last_error_detail() const;

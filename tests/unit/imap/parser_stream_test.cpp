@@ -143,6 +143,22 @@ TEST(parser_stream, no_sink_means_memory) {
     EXPECT_EQ(r.error(), make_error_code(errc::literal_too_large));
 }
 
+TEST(parser_stream, bodies_under_the_minimum_size_stay_in_memory_unasked) {
+    sink_log log;
+    parser p;
+    p.set_sink_provider(recorder(log), 5);
+    p.feed("* 1 FETCH (UID 7 BODY[] {4}\r\nbody)\r\n* 2 FETCH (UID 8 BODY[] {5}\r\nbody2)\r\n"sv);
+    auto rs = drain(p);
+    ASSERT_EQ(rs.size(), 2u);
+    ASSERT_EQ(log.bodies.size(), 1u);  // the 4-byte body was not offered
+    EXPECT_EQ(log.bodies[0].uid, 8u);
+    EXPECT_EQ(log.bodies[0].data, "body2");
+    const auto& small = std::get<fetch_data>(rs[0]).bodies.at(0);
+    EXPECT_FALSE(small.streamed);
+    EXPECT_EQ(small.data, "body");
+    EXPECT_TRUE(std::get<fetch_data>(rs[1]).bodies.at(0).streamed);
+}
+
 TEST(parser_stream, sink_bypasses_the_literal_limit) {
     parser_limits limits;
     limits.max_literal = 100;
