@@ -584,16 +584,25 @@ result<std::optional<std::string>> folder::read_message_id(message_file&& m) {
     return mail::find_message_id(*head);
 }
 
+// The first message_id_window bytes, or fewer once the header's blank line is in: the keys
+// read nothing after it, and most headers end within the first read (a whole 64 KB buffer
+// per file was zeroed and filled before).
 result<std::string> folder::read_head(message_file&& m) {
-    std::string head(message_id_window, '\0');
-    std::size_t have = 0;
-    while (have < head.size()) {
+    constexpr std::size_t read_size = 16 * 1024;
+    std::string head;
+    while (head.size() < message_id_window) {
+        const std::size_t have = head.size();
+        head.resize(std::min(have + read_size, message_id_window));
         auto n = m.read(std::span<char>(head.data() + have, head.size() - have));
         if (!n) return fail("read", dir_ / m.file_name(), n.error());
+        head.resize(have + *n);
         if (*n == 0) break;
-        have += *n;
+        std::string_view seen(head);
+        const std::size_t from = have < 2 ? 0 : have - 2;  // a blank line across two reads
+        if (seen.find("\n\n", from) != std::string_view::npos ||
+            seen.find("\n\r\n", from) != std::string_view::npos)
+            break;
     }
-    head.resize(have);
     return head;
 }
 

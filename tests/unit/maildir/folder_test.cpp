@@ -633,6 +633,18 @@ TEST(maildir_folder, message_id_comes_from_the_header_only) {
     EXPECT_EQ(f.message_id(*b1).value(), std::optional<std::string>("<folded@x>"));
     EXPECT_EQ(f.message_id(*b2).value(), std::nullopt);
     EXPECT_EQ(f.message_id(*b3).value(), std::nullopt);  // beyond the first 64 KB
+    // Headers read in pieces: one of 40 KB, and one whose blank line straddles two reads
+    // (16 KB each); the body's Message-ID is never taken.
+    std::string filler;
+    while (filler.size() < 40000) filler += "X-Filler: " + std::string(60, 'f') + "\r\n";
+    auto b4 = f.deliver(filler + "Message-ID: <long@x>\r\n\r\nMessage-ID: <body@x>\r\n", {});
+    std::string edge = "Subject: edge\n";
+    edge += "X-Pad: " + std::string(16 * 1024 - edge.size() - 8 - 1, 'p') + "\n";
+    ASSERT_EQ(edge.size(), 16u * 1024 - 1);  // the blank line's "\n" opens the second read
+    auto b5 = f.deliver(edge + "\nMessage-ID: <body-only@x>\n", {});
+    ASSERT_TRUE(b4 && b5);
+    EXPECT_EQ(f.message_id(*b4).value(), std::optional<std::string>("<long@x>"));
+    EXPECT_EQ(f.message_id(*b5).value(), std::nullopt);
 }
 
 TEST(maildir_folder, scan_of_a_missing_folder_is_an_error_with_the_path) {
