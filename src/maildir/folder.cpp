@@ -19,7 +19,6 @@ namespace tandem::maildir {
 namespace {
 
 constexpr std::size_t chunk_size = 64 * 1024;
-constexpr std::size_t message_id_window = 64 * 1024;
 constexpr int scan_attempts = 8;
 constexpr int rename_attempts = 4;
 // Threads that fsync a delivery batch's files at once (see delivery_batch::commit).
@@ -584,25 +583,12 @@ result<std::optional<std::string>> folder::read_message_id(message_file&& m) {
     return mail::find_message_id(*head);
 }
 
-// The first message_id_window bytes, or fewer once the header's blank line is in: the keys
-// read nothing after it, and most headers end within the first read (a whole 64 KB buffer
-// per file was zeroed and filled before).
+// The header within the first mail::message_id_window bytes: the keys read nothing after
+// it, and most headers end within the first read.
 result<std::string> folder::read_head(message_file&& m) {
-    constexpr std::size_t read_size = 16 * 1024;
-    std::string head;
-    while (head.size() < message_id_window) {
-        const std::size_t have = head.size();
-        head.resize(std::min(have + read_size, message_id_window));
-        auto n = m.read(std::span<char>(head.data() + have, head.size() - have));
-        if (!n) return fail("read", dir_ / m.file_name(), n.error());
-        head.resize(have + *n);
-        if (*n == 0) break;
-        std::string_view seen(head);
-        const std::size_t from = have < 2 ? 0 : have - 2;  // a blank line across two reads
-        if (seen.find("\n\n", from) != std::string_view::npos ||
-            seen.find("\n\r\n", from) != std::string_view::npos)
-            break;
-    }
+    auto head = mail::read_header([&](std::span<char> buffer) { return m.read(buffer); },
+                                  mail::message_id_window);
+    if (!head) return fail("read", dir_ / m.file_name(), head.error());
     return head;
 }
 

@@ -135,7 +135,6 @@ using client::completion;
 
 constexpr std::size_t max_set_bytes = 8000;     // RFC 7162 4: keep command lines short
 constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids set is left out
-constexpr std::size_t header_window = 64 * 1024;
 // The fields of mail::identify_header: Message-ID and those of header_digest.
 const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
@@ -158,8 +157,8 @@ imap::uid_set from_uid(mail::uid first) {
 // cannot be read has none).
 std::optional<std::string> message_id_of(const message_body& b) {
     if (b.file.empty())
-        return mail::find_message_id(std::string_view(b.data).substr(0, header_window));
-    auto head = mail::read_header(b.file, header_window);
+        return mail::find_message_id(std::string_view(b.data).substr(0, mail::message_id_window));
+    auto head = mail::read_header(b.file, mail::message_id_window);
     if (!head) return std::nullopt;
     return mail::find_message_id(*head);
 }
@@ -1150,8 +1149,7 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
     struct cleanup {
         std::vector<outgoing_message>& m;
         ~cleanup() {
-            for (auto& x : m)
-                if (x.body.temporary) remove_file(x.body.file);
+            for (const auto& x : m) discard_spool(x.body);
         }
     } on_exit{messages};
     if (messages.empty()) return std::vector<mail::uid>{};

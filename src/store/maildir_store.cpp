@@ -642,9 +642,7 @@ class maildir_store::delivery final : public appender {
     result<void> add(outgoing_message&& m) override {
         struct drop_spool {  // the body's temporary file is ours from here on
             const message_body& b;
-            ~drop_spool() {
-                if (b.temporary && !b.file.empty()) ::unlink(b.file.c_str());
-            }
+            ~drop_spool() { discard_spool(b); }
         } on_exit{m.body};
         if (auto r = d_.assign_keywords(kw_, canon_, m.flags.keywords()); !r) return r.error();
         if (!writing_) {
@@ -737,9 +735,7 @@ result<std::vector<mail::uid>> maildir_store::append(const std::string& mailbox,
         std::vector<outgoing_message>& m;
         std::size_t& taken;
         ~drop_rest() {
-            for (std::size_t i = taken; i < m.size(); ++i)
-                if (m[i].body.temporary && !m[i].body.file.empty())
-                    ::unlink(m[i].body.file.c_str());
+            for (std::size_t i = taken; i < m.size(); ++i) discard_spool(m[i].body);
         }
     } on_exit{messages, taken};
     auto app = begin_append(mailbox);

@@ -11,10 +11,7 @@ class buffered_appender final : public appender {
   public:
     buffered_appender(store& s, std::string mailbox) : store_(s), mailbox_(std::move(mailbox)) {}
     ~buffered_appender() override {
-        for (const auto& m : held_) {
-            std::error_code ignored;
-            if (m.body.temporary) std::filesystem::remove(m.body.file, ignored);
-        }
+        for (const auto& m : held_) discard_spool(m.body);
     }
 
     result<void> add(outgoing_message&& message) override {
@@ -32,6 +29,11 @@ class buffered_appender final : public appender {
 };
 
 }  // namespace
+
+void discard_spool(const message_body& body) {
+    std::error_code ignored;
+    if (body.temporary && !body.file.empty()) std::filesystem::remove(body.file, ignored);
+}
 
 result<std::unique_ptr<appender>> store::begin_append(const std::string& mailbox) {
     return std::unique_ptr<appender>(std::make_unique<buffered_appender>(*this, mailbox));

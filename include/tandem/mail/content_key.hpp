@@ -12,7 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -50,6 +52,16 @@ std::string_view header_of(std::string_view message);
 
 // How much of a file read_header reads at most, unless told otherwise.
 constexpr std::size_t header_read_limit = std::size_t(1) << 20;  // 1 MiB
+// How much of a message the Maildir store reads for its content key and the IMAP store for
+// a Message-ID (a header field beyond it is not seen). Smaller than header_read_limit for
+// history: the keys already in journals were made with it.
+constexpr std::size_t message_id_window = 64 * 1024;
+
+// Reads into the buffer it is given; returns the bytes read, 0 at the end.
+using byte_source = std::function<result<std::size_t>(std::span<char>)>;
+
+// The header from `read`, as read_header(file) cuts it; read's errors are returned.
+result<std::string> read_header(const byte_source& read, std::size_t limit = header_read_limit);
 
 // The header of the message in `file`, as header_of() cuts it: the file is read from its
 // start until the empty line that ends the header, or until `limit` bytes (then those

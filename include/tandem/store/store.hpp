@@ -82,6 +82,9 @@ struct message_body {
     std::uint64_t size = 0;
 };
 
+// Deletes the spool file of a `temporary` body (its receiver owns it); nothing otherwise.
+void discard_spool(const message_body& body);
+
 struct outgoing_message {
     mail::flag_set flags;
     std::int64_t internal_date = 0;  // seconds since the epoch

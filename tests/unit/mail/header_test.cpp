@@ -121,5 +121,25 @@ TEST(read_header, a_missing_file_is_an_error) {
     EXPECT_EQ(h.error(), std::errc::no_such_file_or_directory);
 }
 
+TEST(read_header, from_a_source_in_small_pieces_and_with_its_error) {
+    const std::string m = "From: a\r\nSubject: s\r\n\r\nbody\r\n\r\nmore";
+    std::size_t at = 0;
+    auto h = read_header(
+        [&](std::span<char> buffer) -> result<std::size_t> {
+            if (at == m.size() || buffer.empty()) return std::size_t(0);
+            buffer[0] = m[at++];  // one byte at a time: the empty line spans reads
+            return std::size_t(1);
+        },
+        1000);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(*h, header_of(m));
+    EXPECT_LT(at, m.size());  // stopped at the empty line
+    auto failed = read_header([](std::span<char>) -> result<std::size_t> {
+        return make_error_code(std::errc::io_error);
+    });
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error(), std::errc::io_error);
+}
+
 }  // namespace
 }  // namespace tandem::mail
