@@ -208,6 +208,22 @@ result<std::string> folder::change_token() const {
     return format_token(s, sys::now_ns() - s.newest() >= settle_ns_for(s, options_.settle));
 }
 
+result<std::string> folder::settled_change_token(std::chrono::nanoseconds max_wait) const {
+    std::int64_t budget = max_wait.count();
+    for (int attempt = 0;; ++attempt) {
+        auto n = stamp_of(dir_ / "new");
+        if (!n) return n.error();
+        auto c = stamp_of(dir_ / "cur");
+        if (!c) return c.error();
+        stamps s{*n, *c};
+        const auto left = settle_ns_for(s, options_.settle) - (sys::now_ns() - s.newest());
+        // A stamp in the future (clock skew) or a tick longer than the budget: not waited for.
+        if (left <= 0 || left > budget || attempt == 2) return format_token(s, left <= 0);
+        std::this_thread::sleep_for(std::chrono::nanoseconds(left));
+        budget -= left;
+    }
+}
+
 result<bool> folder::changed_since(std::string_view token) const {
     auto old = parse_settled_token(token);
     if (!old) return true;

@@ -18,7 +18,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -945,15 +944,9 @@ result<std::optional<mailbox_status>> maildir_store::status_after_own_changes(
     if (!d.watch || !d.written.count(f.path()) || d.unvouched.count(f.path())) return none;
     // The token must be settled (a change in the same clock tick as the last write would
     // not move it): this run's last write was just now, so wait out the tick, briefly.
-    std::optional<std::string> token;
-    for (int attempt = 0; attempt < 4 && !token; ++attempt) {
-        auto t = f.change_token();
-        if (!t) return none;
-        if (t->ends_with(" s"))
-            token = std::move(*t);
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    auto settled = f.settled_change_token(std::chrono::milliseconds(40));
+    if (!settled || !settled->ends_with(" s")) return none;
+    std::optional<std::string> token = std::move(*settled);
     // Events up to now, read after the token was taken: a change by anyone else, before or
     // during this run's writes, is among them.
     if (!token || !d.watch->clean(f.path())) return none;

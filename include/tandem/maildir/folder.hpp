@@ -180,6 +180,9 @@ class folder {
     // `settle` older than the clock when it was taken is "unsettled", and changed_since() of
     // an unsettled token is always true. scan() returns settled tokens.
     result<std::string> change_token() const;
+    // change_token() once settled: sleeps out the rest of the newest mtime's tick when that
+    // takes at most `max_wait`, and gives an unsettled token otherwise.
+    result<std::string> settled_change_token(std::chrono::nanoseconds max_wait) const;
     // False only if `token` is settled and new/ and cur/ still have its mtimes and inodes.
     // A token that does not parse counts as changed.
     result<bool> changed_since(std::string_view token) const;

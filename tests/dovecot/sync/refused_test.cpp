@@ -64,17 +64,19 @@ TEST(refused, empty_files_in_several_batches_leave_every_other_message_copied_on
     channel_under_test c(shared_server(), to_maildir);
     c.b().create("Big");
     const auto cur = c.b_maildir()->folder_dir("Big") / "cur";
-    constexpr int count = 620;  // two batches of the engine (500 each at most)
+    constexpr int batch = 5000;  // the engine's batch (5000 messages or 32 MB at most)
+    constexpr int count = batch + 120;
+    constexpr int second_empty = batch + 110;
     for (int n = 1; n <= count; ++n) {
         const auto name = std::to_string(1700000000 + n) + ".M" + std::to_string(n) + "P1.host:2,";
-        write_file(cur / name, n == 7 || n == 610 ? std::string() : body(n));
+        write_file(cur / name, n == 7 || n == second_empty ? std::string() : body(n));
     }
     auto r = c.sync();
     EXPECT_EQ(r.exit_code, 1) << r.describe();
     EXPECT_TRUE(contains(lower(r.all()), "zero byte")) << r.describe();
     auto first = snapshot_imap(c.server(), c.user_a());
     // The second batch went one message at a time around its empty file.
-    for (int n : {501, 609, 611, 620})
+    for (int n : {batch + 1, second_empty - 1, second_empty + 1, count})
         EXPECT_EQ(find(first, "Big", "r" + std::to_string(n)).size(), 1u) << n;
     EXPECT_EQ(c.saves(true), first["Big"].size());
 

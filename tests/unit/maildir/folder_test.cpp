@@ -474,6 +474,29 @@ TEST(maildir_folder, scan_keeps_one_entry_per_base_and_skips_odd_files) {
     }
 }
 
+TEST(maildir_folder, a_settled_token_waits_out_only_the_rest_of_the_last_change_tick) {
+    tandem::test::temp_dir d;
+    auto f = make(d, folder_options{});  // 1 s, but 25 ms where the mtimes have nanoseconds
+    ASSERT_TRUE(f.deliver("x", {}));
+    // Right after a write, without time to wait: unsettled.
+    auto quick = f.settled_change_token(std::chrono::nanoseconds(0));
+    ASSERT_TRUE(quick);
+    EXPECT_TRUE(quick->ends_with(" u"));
+    EXPECT_TRUE(f.changed_since(*quick).value());
+
+    ASSERT_TRUE(f.deliver("y", {}));
+    const auto start = std::chrono::steady_clock::now();
+    auto t = f.settled_change_token(std::chrono::seconds(2));
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(t);
+    EXPECT_TRUE(t->ends_with(" s"));
+    EXPECT_FALSE(f.changed_since(*t).value());
+    // What is left of the 25 ms tick (this file system stamps in nanoseconds), not the 1 s.
+    EXPECT_LT(waited, std::chrono::milliseconds(500));
+    // Settled already: no wait at all, the same token.
+    EXPECT_EQ(f.settled_change_token(std::chrono::nanoseconds(0)).value(), *t);
+}
+
 TEST(maildir_folder, change_token_sees_additions_renames_and_removals) {
     tandem::test::temp_dir d;
     auto f = make(d, folder_options{});  // the default settle time of 1 s
