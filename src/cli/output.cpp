@@ -36,12 +36,21 @@ sync::progress_fn output::progress_callback() {
         last_ = now;
         double elapsed = std::chrono::duration<double>(now - started_).count();
         double rate = elapsed > 0 ? static_cast<double>(p.bytes_done) / elapsed : 0;
-        double eta = rate > 0 ? static_cast<double>(p.bytes_total - p.bytes_done) / rate : 0;
+        // A first sync into an empty mailbox lists no sizes (bytes_total 0, or short): the
+        // time left then goes by the messages.
+        const bool sizes_known = p.bytes_total >= p.bytes_done && p.bytes_total > 0;
+        double eta = 0;
+        if (sizes_known && rate > 0)
+            eta = static_cast<double>(p.bytes_total - p.bytes_done) / rate;
+        else if (p.messages_done > 0)
+            eta = elapsed * static_cast<double>(p.messages_total - p.messages_done) /
+                  static_cast<double>(p.messages_done);
         std::ostringstream o;
         o << '\r' << p.mailbox << ": " << p.messages_done << "/" << p.messages_total
-          << " messages, " << human_bytes(p.bytes_done) << "/" << human_bytes(p.bytes_total) << ", "
-          << human_bytes(static_cast<std::uint64_t>(rate)) << "/s, ETA " << static_cast<int>(eta)
-          << " s\x1b[K";
+          << " messages, " << human_bytes(p.bytes_done);
+        if (sizes_known) o << "/" << human_bytes(p.bytes_total);
+        o << ", " << human_bytes(static_cast<std::uint64_t>(rate)) << "/s, ETA "
+          << static_cast<int>(eta) << " s\x1b[K";
         std::string s = o.str();
         std::fwrite(s.data(), 1, s.size(), stderr);
         line_open_ = true;

@@ -245,7 +245,8 @@ struct collector {
     // only its flags.
     bool full_filter = false;
     imap::uid_set full_wanted;
-    bool keys = true;  // the header fields were asked for: make content keys
+    bool keys = true;   // the header fields were asked for: make content keys
+    bool sizes = true;  // RFC822.SIZE was asked for (else a size is 0: unknown)
 
     bool on_response(imap::response& r) {
         if (auto* f = std::get_if<imap::fetch_data>(&r)) {
@@ -306,7 +307,9 @@ struct collector {
                 uid = msn[f.seq - 1];
         }
         if (!uid) return;  // a flag update of a message not yet named: the next run sees it
-        if (f.rfc822_size && full_filter && !full_wanted.contains(*uid)) return;
+        // INTERNALDATE marks the answer to a full listing (RFC822.SIZE may be left out): an
+        // unsolicited FETCH carries FLAGS and MODSEQ only.
+        if (f.internaldate && full_filter && !full_wanted.contains(*uid)) return;
         const std::size_t i = slot(*uid);
         auto& m = infos[i];
         if (f.flags) {
@@ -314,9 +317,9 @@ struct collector {
             marks[i] |= has_flags;
         }
         if (f.modseq) m.modseq = *f.modseq;
-        if (f.rfc822_size) {
-            m.size = *f.rfc822_size;
-            m.internal_date = f.internaldate.value_or(0);
+        if (f.internaldate) {
+            m.size = f.rfc822_size.value_or(0);
+            m.internal_date = *f.internaldate;
             if (f.emailid)
                 m.identity = std::move(*f.emailid);
             else if (f.x_gm_msgid)
@@ -480,8 +483,10 @@ struct imap_store::impl {
     }
 
     // The FETCH items for a message seen for the first time.
-    std::vector<std::string> full_items(bool modseq, bool keys) const {
-        std::vector<std::string> items{"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"};
+    std::vector<std::string> full_items(bool modseq, bool keys, bool sizes) const {
+        std::vector<std::string> items{"UID", "FLAGS"};
+        if (sizes || keys) items.push_back("RFC822.SIZE");
+        items.push_back("INTERNALDATE");
         if (modseq) items.push_back("MODSEQ");
         if (auto id = id_item(); !id.empty()) items.push_back(id);
         if (keys) items.push_back(message_id_item);
@@ -769,6 +774,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     // A first sync into an empty mailbox pairs nothing by content: no headers for the keys,
     // unless the server has no stable identity (EMAILID, X-GUID, X-GM-MSGID) to replace them.
     c.keys = known.want_keys || id_item().empty();
+    c.sizes = known.want_sizes;
     c.full_wanted = unknown_new;
     // Data before the SELECT's tagged OK is the SELECT's (or, before [CLOSED], the previous
     // mailbox's), never an answer to the commands behind it.
@@ -785,7 +791,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     // The commands of a plan: each one once, whether it went behind the SELECT or after.
     auto commands = [&](const plan& p, const plan* already) {
         std::vector<std::tuple<imap::command, std::string, bool>> out;  // what, asks_id
-        const auto full = full_items(p.modseqs, c.keys);
+        const auto full = full_items(p.modseqs, c.keys, c.sizes);
         if (p.fetch_all && !(already && already->fetch_all))
             out.emplace_back(imap::cmd::uid_fetch(from_uid(1), full), "UID FETCH" + in, true);
         if (p.changed_since && !(already && already->changed_since))
@@ -932,7 +938,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
         }
         if (!missing.empty()) {
             c.full_wanted |= missing;
-            const auto full = full_items(actual.modseqs, c.keys);
+            const auto full = full_items(actual.modseqs, c.keys, c.sizes);
             for (auto& piece : chunks(missing))
                 if (auto r = send(imap::cmd::uid_fetch(piece, full), "UID FETCH" + in, true); !r)
                     return r.error();

@@ -636,6 +636,7 @@ class maildir_store::delivery final : public appender {
         : d_(d), canon_(std::move(canon)), folder_(f), kw_(std::move(kw)), batch_(f) {}
     ~delivery() override {
         if (writing_) d_.end_writes(folder_);  // the batch removes its tmp/ files
+        if (!finished_) remove_flushed();      // dropped: the call fails as a whole
     }
 
     result<void> add(outgoing_message&& m) override {
@@ -648,6 +649,7 @@ class maildir_store::delivery final : public appender {
             d_.begin_writes(folder_);
             writing_ = true;
         }
+        const std::uint64_t size = m.body.file.empty() ? m.body.data.size() : m.body.size;
         auto enc = kw_.encode(m.flags);
         maildir::new_message nm{enc.system, enc.keywords, m.internal_date};
         result<void> r;
@@ -666,18 +668,35 @@ class maildir_store::delivery final : public appender {
             r = batch_.add(fd_reader(in.get()), nm);
         }
         if (!r) return d_.folder_fail(r.error(), what(), folder_);
+        pending_bytes_ += size;
+        if (pending_bytes_ >= flush_bytes) return flush();
         return {};
     }
 
     result<std::vector<mail::uid>> finish() override {
-        if (!writing_) return std::vector<mail::uid>{};
+        if (auto r = flush(); !r) return r.error();
+        finished_ = true;
+        return std::move(uids_);
+    }
+
+  private:
+    // The engine's batch may be large (5,000 messages whose sizes a first sync does not
+    // list): every `flush_bytes` the files written so far go to cur/ and get their uids, so
+    // that a kill leaves at most that much in tmp/ to fetch again (what reached cur/ without
+    // the engine's records is paired by content key on the next run, as after a kill between
+    // finish() and the engine's commit).
+    static constexpr std::uint64_t flush_bytes = 32u << 20;
+
+    result<void> flush() {
+        pending_bytes_ = 0;
+        if (!writing_) return {};
         auto done = batch_.commit();
         if (!done) {
             auto ec = d_.folder_fail(done.error(), what(), folder_);
             // The call fails as a whole: files that reached cur/ would come back as new
             // messages in the next scan and be copied a second time.
             for (const auto& b : batch_.committed()) (void)folder_.remove(b);
-            (void)folder_.sync();
+            remove_flushed();
             return ec;
         }
         d_.end_writes(folder_);
@@ -697,13 +716,23 @@ class maildir_store::delivery final : public appender {
         if (!w) {
             auto ec = d_.journal_fail(w.error(), what());
             for (const auto& b : bases) (void)folder_.remove(b);
-            (void)folder_.sync();
+            remove_flushed();
             return ec;
         }
-        return out;
+        flushed_.insert(flushed_.end(), bases.begin(), bases.end());
+        uids_.insert(uids_.end(), out.begin(), out.end());
+        return {};
     }
 
-  private:
+    // Files of earlier flushes, when the call as a whole fails or is dropped: their uids stay
+    // in the journal, and the next scan finds them gone (no record pairs them with anything).
+    void remove_flushed() {
+        for (const auto& b : flushed_) (void)folder_.remove(b);
+        if (!flushed_.empty() || writing_) (void)folder_.sync();
+        flushed_.clear();
+        uids_.clear();
+    }
+
     std::string what() const { return "append to " + canon_; }
 
     impl& d_;
@@ -712,6 +741,10 @@ class maildir_store::delivery final : public appender {
     maildir::keyword_file kw_;
     maildir::delivery_batch batch_;
     bool writing_ = false;
+    bool finished_ = false;
+    std::uint64_t pending_bytes_ = 0;
+    std::vector<std::string> flushed_;  // bases that reached cur/ in earlier flushes
+    std::vector<mail::uid> uids_;       // theirs, in the order of add()
 };
 
 result<std::unique_ptr<appender>> maildir_store::begin_append(const std::string& mailbox) {

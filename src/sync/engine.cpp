@@ -359,6 +359,7 @@ void run::collect(mailbox_work& w) {
         store::known_state known;
         known.want_keys =
             w.entry[o] && !(w.collected[o] && in.sides[o].complete && in.sides[o].messages.empty());
+        known.want_sizes = known.want_keys || job_.rules.max_size != 0;
         if (w.state) {
             const auto& then = w.state->sides[s];
             known.status.uidvalidity = then.uidvalidity;
@@ -638,7 +639,8 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
     }
     std::optional<error_code> append_error;  // add() failed: the fetch stopped for it
     std::vector<const copy_message*> sent;
-    std::vector<std::string> sent_keys;  // parallel to `sent`: keys made from the bodies
+    std::vector<std::string> sent_keys;     // parallel to `sent`: keys made from the bodies
+    std::vector<std::uint64_t> sent_sizes;  // parallel to `sent`
     std::uint64_t sent_bytes = 0;
     auto deliver = [&](mail::uid uid, store::message_body&& body) -> result<void> {
         auto it = position.find(uid);
@@ -650,9 +652,11 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         // A listing that skipped the headers (a first sync into an empty mailbox) left the
         // key empty: the record gets it from the body, so that a later move between folders
         // or a UIDVALIDITY change still finds the message by content.
+        // A listing without sizes (want_sizes) left 0: the body's size is the message's.
+        const std::uint64_t size = a->size() != 0 ? a->size() : body.size;
         std::string key;
         if (a->source->content_key.empty())
-            key = mail::content_key(identify_body(body), a->size(), m.internal_date);
+            key = mail::content_key(identify_body(body), size, m.internal_date);
         sent_bytes += body.size;
         m.body = std::move(body);
         if (auto r = (*appender)->add(std::move(m)); !r) {
@@ -661,6 +665,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         }
         sent.push_back(a);
         sent_keys.push_back(std::move(key));
+        sent_sizes.push_back(size);
         return {};
     };
     auto fetched = st(from).fetch(first.mailbox, uids, deliver);
@@ -685,6 +690,7 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         pair_record r = sent[i]->new_record();
         r.uid[to] = i < new_uids->size() ? (*new_uids)[i] : 0;
         if (r.content_key.empty()) r.content_key = std::move(sent_keys[i]);
+        r.size = sent_sizes[i];
         // Without the new uid (no UIDPLUS and not found again), record nothing: the
         // next run pairs the two copies by content key instead of copying again.
         if (r.uid[to] != 0) {
@@ -770,7 +776,8 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
 
     std::size_t next = 0;
     while (next < batch.size() && !w->failed && !given_up) {
-        // One batch: up to copy_batch_messages messages or copy_batch_bytes bytes.
+        // One batch: up to copy_batch_messages messages or copy_batch_bytes bytes (of the sizes
+        // listed: a first sync into an empty mailbox lists none, and the count bounds it).
         std::size_t end = next;
         std::uint64_t bytes = 0;
         while (end < batch.size() && end - next < copy_batch_messages &&
@@ -787,6 +794,11 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
         auto seq = commit_intent(*w, std::move(intent));
         if (!seq) return;
         const std::uint64_t intent_seq = *seq;
+        const std::uint64_t sent_before = w->report->done.bytes[to];
+        // Sizes a listing left out (0) are known once the bodies went.
+        auto bytes_went = [&] {
+            return bytes != 0 ? bytes : w->report->done.bytes[to] - sent_before;
+        };
         auto outcome = copy_range(*w, batch, next, end, intent_seq, true);
         if (outcome == append_outcome::failed) return;
         if (outcome == append_outcome::refused) {
@@ -810,7 +822,7 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
                         w->report->error = text;
                     }
                     prog.messages_done += end - next;
-                    prog.bytes_done += bytes;
+                    prog.bytes_done += bytes_went();
                     if (on_progress_) on_progress_(prog);
                     next = end;
                     continue;
@@ -840,7 +852,7 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
             same_refusals = 0;
         }
         prog.messages_done += end - next;
-        prog.bytes_done += bytes;
+        prog.bytes_done += bytes_went();
         if (on_progress_) on_progress_(prog);
         next = end;
     }

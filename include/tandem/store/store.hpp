@@ -61,6 +61,11 @@ struct known_state {
     // empty or missing mailbox); a store without stable identities makes keys anyway, since
     // its records need them to find a message that moved between folders.
     bool want_keys = true;
+    // Whether new messages need their size before they are fetched (a max-size rule, or the
+    // content keys). Without, an IMAP store asks for no RFC822.SIZE, which Dovecot works out
+    // by reading every message file whose name lacks ",W=" (a first sync of 200,000 small
+    // messages: ~3 s of 18-21): the size comes with the body. 0 then stands for unknown.
+    bool want_sizes = true;
 };
 
 // What changed in a mailbox since `known_state` (see sync::side_report for the meaning).

@@ -409,6 +409,28 @@ TEST_F(imap_store_test, a_listing_without_keys_reads_no_headers_but_keeps_identi
     ASSERT_EQ(keyed->messages.size(), 2u);
     EXPECT_TRUE(keyed->messages[0].content_key.starts_with("<first.one@tandem.test>/"));
     EXPECT_EQ(keyed->messages[0].identity, c->messages[0].identity);
+
+    // Without sizes either (no max-size rule): no RFC822.SIZE, which Dovecot would work out
+    // by reading each file; size 0 stands for unknown, the rest is as before.
+    k.want_sizes = false;
+    auto unsized = s->changes("NoKeys", k);
+    ASSERT_TRUE(unsized) << s->last_error();
+    EXPECT_TRUE(unsized->complete);
+    ASSERT_EQ(uids_of(unsized->messages), (std::vector<mail::uid>{u1, u2}));
+    for (std::size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(unsized->messages[i].size, 0u);
+        EXPECT_EQ(unsized->messages[i].internal_date, c->messages[i].internal_date);
+        EXPECT_EQ(unsized->messages[i].identity, c->messages[i].identity);
+        EXPECT_EQ(unsized->messages[i].flags, c->messages[i].flags);
+    }
+    // Keys need sizes: asked for keys, the sizes come whatever want_sizes says.
+    known_state keys_only;
+    keys_only.want_sizes = false;
+    auto sized = s->changes("NoKeys", keys_only);
+    ASSERT_TRUE(sized) << s->last_error();
+    ASSERT_EQ(sized->messages.size(), 2u);
+    EXPECT_EQ(sized->messages[0].size, c->messages[0].size);
+    EXPECT_EQ(sized->messages[0].content_key, keyed->messages[0].content_key);
 }
 
 struct tier {

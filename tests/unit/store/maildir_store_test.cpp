@@ -848,6 +848,41 @@ TEST_F(maildir_store_test, an_appender_writes_each_file_as_it_comes_and_commits_
     EXPECT_EQ(st->uidnext, 3u);
 }
 
+// An engine batch can be 5,000 messages of unlisted sizes: every 32 MB the files so far go
+// to cur/ with their uids, and a dropped appender takes those back out as well.
+TEST_F(maildir_store_test, an_appender_moves_every_32_mb_to_cur_and_a_drop_takes_them_back) {
+    auto s = make_with({"INBOX"});
+    const std::string big = message("<big@x>") + std::string(12u << 20, 'x') + "\n";
+    auto app = s->begin_append("INBOX");
+    ASSERT_TRUE(app) << s->last_error();
+    ASSERT_TRUE((*app)->add(outgoing(big)));
+    ASSERT_TRUE((*app)->add(outgoing(big)));
+    EXPECT_TRUE(names_in(root / "INBOX" / "cur").empty());
+    EXPECT_EQ(names_in(root / "INBOX" / "tmp").size(), 2u);
+    ASSERT_TRUE((*app)->add(outgoing(big)));  // 36 MB: past the mark
+    EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 3u);
+    EXPECT_TRUE(names_in(root / "INBOX" / "tmp").empty());
+    ASSERT_TRUE((*app)->add(outgoing(message("<small@x>"))));
+    EXPECT_EQ(names_in(root / "INBOX" / "tmp").size(), 1u);
+    auto uids = (*app)->finish();
+    ASSERT_TRUE(uids) << s->last_error();
+    EXPECT_EQ(*uids, (std::vector<mail::uid>{1, 2, 3, 4}));
+    EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 4u);
+
+    {
+        auto dropped = s->begin_append("INBOX");
+        ASSERT_TRUE(dropped);
+        for (int i = 0; i < 3; ++i) ASSERT_TRUE((*dropped)->add(outgoing(big)));
+        ASSERT_TRUE((*dropped)->add(outgoing(message("<small2@x>"))));
+        EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 7u);
+    }
+    EXPECT_EQ(names_in(root / "INBOX" / "cur").size(), 4u);
+    EXPECT_TRUE(names_in(root / "INBOX" / "tmp").empty());
+    auto c = s->changes("INBOX", {});
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_EQ(c->messages.size(), 4u);
+}
+
 // ---- flags
 
 TEST_F(maildir_store_test, set_flags_applies_changes_to_the_current_flags_with_keyword_letters) {
