@@ -1043,6 +1043,7 @@ result<void> imap_store::fetch(
             body.size = b->data.size();
             body.data = std::move(b->data);
         }
+        body.server_size = f.rfc822_size.value_or(0);
         delivered.insert(*f.uid);
         if (deliver_error || spool_error) {
             remove_file(body.file);
@@ -1050,7 +1051,9 @@ result<void> imap_store::fetch(
         }
         if (auto r = deliver(*f.uid, std::move(body)); !r) deliver_error = r.error();
     };
-    auto r = d.s->uid_fetch(set, {"UID", "BODY.PEEK[]"}, on_message, {}, bodies);
+    // RFC822.SIZE for a listing that left it out (want_sizes): the server works it out
+    // for the body anyway, from the file it is reading now.
+    auto r = d.s->uid_fetch(set, {"UID", "RFC822.SIZE", "BODY.PEEK[]"}, on_message, {}, bodies);
     for (auto& [seq, sp] : done) remove_file(sp.path);
     if (!r) return d.fail(r.error(), "UID FETCH from " + in_quotes(mailbox));
     if (spool_error)

@@ -652,8 +652,11 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         // A listing that skipped the headers (a first sync into an empty mailbox) left the
         // key empty: the record gets it from the body, so that a later move between folders
         // or a UIDVALIDITY change still finds the message by content.
-        // A listing without sizes (want_sizes) left 0: the body's size is the message's.
-        const std::uint64_t size = a->size() != 0 ? a->size() : body.size;
+        // A listing without sizes (want_sizes) left 0: the server's size that came with the
+        // body, else the body's own.
+        const std::uint64_t size = a->size() != 0          ? a->size()
+                                   : body.server_size != 0 ? body.server_size
+                                                           : body.size;
         std::string key;
         if (a->source->content_key.empty())
             key = mail::content_key(identify_body(body), size, m.internal_date);

@@ -85,6 +85,9 @@ struct message_body {
     std::filesystem::path file;
     bool temporary = false;
     std::uint64_t size = 0;
+    // The server's RFC822.SIZE, asked for with the body (0: none came). Some servers' is not
+    // the body's length; a record keeps the listed size, the one a later listing compares.
+    std::uint64_t server_size = 0;
 };
 
 // Deletes the spool file of a `temporary` body (its receiver owns it); nothing otherwise.

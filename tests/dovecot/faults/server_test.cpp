@@ -157,18 +157,19 @@ TEST(bad_server, bye_in_the_middle_of_a_fetch_then_a_good_run_copies_everything_
     EXPECT_TRUE(ended_cleanly(r));
     EXPECT_TRUE(contains(r.all(), "Server shutting down for maintenance")) << r.describe();
 
-    s.next_script(open_inbox(3) + std::vector<fis::step>{
-                                      fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
-                                      fis::send(listing(1)),
-                                      fis::send(listing(2)),
-                                      fis::send(listing(3)),
-                                      fis::send("$tag OK fetched"),
-                                      fis::expect(R"((\S+) UID FETCH 1:3 \(UID BODY\.PEEK\[\]\))"),
-                                      fis::send(body_fetch(1)),
-                                      fis::send(body_fetch(2)),
-                                      fis::send(body_fetch(3)),
-                                      fis::send("$tag OK fetched"),
-                                  });
+    s.next_script(open_inbox(3) +
+                  std::vector<fis::step>{
+                      fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
+                      fis::send(listing(1)),
+                      fis::send(listing(2)),
+                      fis::send(listing(3)),
+                      fis::send("$tag OK fetched"),
+                      fis::expect(R"((\S+) UID FETCH 1:3 \(UID RFC822\.SIZE BODY\.PEEK\[\]\))"),
+                      fis::send(body_fetch(1)),
+                      fis::send(body_fetch(2)),
+                      fis::send(body_fetch(3)),
+                      fis::send("$tag OK fetched"),
+                  });
     auto r2 = s.sync();
     EXPECT_TRUE(s.server().finished()) << s.server().received();
     ASSERT_EQ(r2.exit_code, 0) << r2.describe();
@@ -183,20 +184,21 @@ TEST(bad_server, bye_in_the_middle_of_a_fetch_then_a_good_run_copies_everything_
 // EXISTS and a flag update during the body FETCH. The run completes or fails cleanly,
 // and whatever it copied it copied once, with content intact.
 TEST(bad_server, unsolicited_fetch_and_exists_during_other_commands) {
-    scripted s(open_inbox(2) + std::vector<fis::step>{
-                                   fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
-                                   fis::send(listing(1)),
-                                   fis::send(R"(* 1 FETCH (FLAGS (\Seen \Flagged)))"),
-                                   fis::send(listing(2)),
-                                   fis::send("* 2 RECENT"),
-                                   fis::send("$tag OK fetched"),
-                                   fis::expect(R"((\S+) UID FETCH 1:2 \(UID BODY\.PEEK\[\]\))"),
-                                   fis::send(R"(* 2 FETCH (FLAGS (\Seen \Answered)))"),
-                                   fis::send(body_fetch(1)),
-                                   fis::send("* 3 EXISTS"),
-                                   fis::send(body_fetch(2)),
-                                   fis::send("$tag OK fetched"),
-                               });
+    scripted s(open_inbox(2) +
+               std::vector<fis::step>{
+                   fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
+                   fis::send(listing(1)),
+                   fis::send(R"(* 1 FETCH (FLAGS (\Seen \Flagged)))"),
+                   fis::send(listing(2)),
+                   fis::send("* 2 RECENT"),
+                   fis::send("$tag OK fetched"),
+                   fis::expect(R"((\S+) UID FETCH 1:2 \(UID RFC822\.SIZE BODY\.PEEK\[\]\))"),
+                   fis::send(R"(* 2 FETCH (FLAGS (\Seen \Answered)))"),
+                   fis::send(body_fetch(1)),
+                   fis::send("* 3 EXISTS"),
+                   fis::send(body_fetch(2)),
+                   fis::send("$tag OK fetched"),
+               });
     auto r = s.sync();
     EXPECT_TRUE(s.server().finished()) << s.server().received();
     EXPECT_FALSE(r.timed_out) << r.describe();
@@ -217,21 +219,22 @@ TEST(bad_server, unsolicited_fetch_and_exists_during_other_commands) {
 // An EXPUNGE of a listed message before its body is fetched: the body FETCH answers only
 // for the others. No error is invented and nothing is copied twice on the next run.
 TEST(bad_server, expunge_between_listing_and_body_fetch) {
-    scripted s(open_inbox(3) + std::vector<fis::step>{
-                                   fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
-                                   fis::send(listing(1)),
-                                   fis::send(listing(2)),
-                                   fis::send(listing(3)),
-                                   fis::send("$tag OK fetched"),
-                                   fis::expect(R"((\S+) UID FETCH 1:3 \(UID BODY\.PEEK\[\]\))"),
-                                   fis::send("* 2 EXPUNGE"),
-                                   fis::send(body_fetch(1)),
-                                   // Message 3 is sequence number 2 now.
-                                   fis::send("* 2 FETCH (UID 3 BODY[] {" +
-                                             std::to_string(server_message(3).size()) + "}\r\n" +
-                                             server_message(3) + ")"),
-                                   fis::send("$tag OK fetched"),
-                               });
+    scripted s(
+        open_inbox(3) +
+        std::vector<fis::step>{
+            fis::expect(R"((\S+) UID FETCH 1:\* .*)"),
+            fis::send(listing(1)),
+            fis::send(listing(2)),
+            fis::send(listing(3)),
+            fis::send("$tag OK fetched"),
+            fis::expect(R"((\S+) UID FETCH 1:3 \(UID RFC822\.SIZE BODY\.PEEK\[\]\))"),
+            fis::send("* 2 EXPUNGE"),
+            fis::send(body_fetch(1)),
+            // Message 3 is sequence number 2 now.
+            fis::send("* 2 FETCH (UID 3 BODY[] {" + std::to_string(server_message(3).size()) +
+                      "}\r\n" + server_message(3) + ")"),
+            fis::send("$tag OK fetched"),
+        });
     auto r = s.sync();
     EXPECT_FALSE(r.timed_out) << r.describe();
     EXPECT_EQ(r.signal, 0) << r.describe();

@@ -746,6 +746,9 @@ TEST_F(imap_store_test, append_then_fetch_byte_for_byte_with_a_spooled_3_mb_mess
     EXPECT_TRUE(sb.file.empty());
     EXPECT_EQ(sb.data, small);
     EXPECT_EQ(sb.size, small.size());
+    // The server's RFC822.SIZE comes with each body: the listed size of the message.
+    EXPECT_EQ(sb.server_size, c->messages[0].size);
+    EXPECT_EQ(got[(*uids)[1]].server_size, c->messages[1].size);
     auto& bb = got[(*uids)[1]];
     ASSERT_FALSE(bb.file.empty());
     EXPECT_TRUE(bb.temporary);
