@@ -667,7 +667,9 @@ result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const
         ::unlink(tmp.c_str());
         return ec;
     };
-    std::vector<char> buf(chunk_size);
+    // One buffer for all deliveries: a fresh 64 KB per message was zeroed 200,000 times in a
+    // first sync of small messages.
+    static thread_local std::vector<char> buf(chunk_size);
     std::uint64_t size = 0;
     for (;;) {
         auto n = body(std::span<char>(buf));
@@ -794,6 +796,21 @@ result<void> delivery_batch::add_file(const std::filesystem::path& spool, const 
 result<std::vector<std::string>> delivery_batch::commit() {
     folder& f = *folder_;
     committed_.clear();
+    if (pending_.empty()) return committed_;
+    // Each file is reached from its directory's descriptor: no walk of the whole path per
+    // file (a first sync of 200,000 messages fsyncs and renames each one).
+    const sys::fd tmp_dir(::open((f.dir_ / "tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tmp_dir) {
+        auto ec = f.fail_errno("open", f.dir_ / "tmp", errno);
+        discard();
+        return ec;
+    }
+    const sys::fd cur_dir(::open((f.dir_ / "cur").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cur_dir) {
+        auto ec = f.fail_errno("open", f.dir_ / "cur", errno);
+        discard();
+        return ec;
+    }
     if (f.options_.fsync) {
         // ext4 (and xfs) give each fsync of its own thread a journal commit, but fold fsyncs
         // that wait at the same time into one: a few threads make the batch cost a few
@@ -805,9 +822,11 @@ result<std::vector<std::string>> delivery_batch::commit() {
         std::vector<std::optional<std::pair<std::filesystem::path, error_code>>> errors(threads);
         auto work = [&](std::size_t t) {
             for (std::size_t i = t; i < todo.size(); i += threads) {
-                auto tmp = f.dir_ / "tmp" / todo[i]->tmp_name;
-                if (auto r = sys::fsync_path(tmp, false); !r) {
-                    errors[t].emplace(std::move(tmp), r.error());
+                const auto& name = todo[i]->tmp_name;
+                sys::fd file(::openat(tmp_dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+                int e = !file ? errno : ::fsync(file.get()) != 0 ? errno : 0;
+                if (e != 0) {
+                    errors[t].emplace(f.dir_ / "tmp" / name, sys::from_errno(e));
                     return;
                 }
             }
@@ -838,10 +857,9 @@ result<std::vector<std::string>> delivery_batch::commit() {
     std::size_t i = 0;
     for (; i < pending_.size(); ++i) {
         const auto& p = pending_[i];
-        auto tmp = f.dir_ / "tmp" / p.tmp_name;
-        auto dest = f.dir_ / "cur" / p.final_name;
-        if (::rename(tmp.c_str(), dest.c_str()) != 0) {
-            auto ec = f.fail_errno("rename", tmp, errno);
+        if (::renameat(tmp_dir.get(), p.tmp_name.c_str(), cur_dir.get(), p.final_name.c_str()) !=
+            0) {
+            auto ec = f.fail_errno("rename", f.dir_ / "tmp" / p.tmp_name, errno);
             pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i));
             discard();
             if (f.options_.fsync) (void)sys::fsync_path(f.dir_ / "cur", true);
@@ -854,10 +872,8 @@ result<std::vector<std::string>> delivery_batch::commit() {
         committed_.push_back(p.base);
     }
     pending_.clear();
-    if (f.options_.fsync) {
-        if (auto r = sys::fsync_path(f.dir_ / "cur", true); !r)
-            return f.fail("fsync", f.dir_ / "cur", r.error());
-    }
+    if (f.options_.fsync && ::fsync(cur_dir.get()) != 0)
+        return f.fail_errno("fsync", f.dir_ / "cur", errno);
     return committed_;
 }
 
