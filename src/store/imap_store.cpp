@@ -1396,6 +1396,10 @@ result<void> imap_store::expunge(const std::string& mailbox, std::span<const mai
 
 // ---- mailboxes
 
+std::chrono::milliseconds imap_store::late_write_window() const {
+    return std::chrono::seconds(2);
+}
+
 result<void> imap_store::create(const std::string& mailbox) {
     auto& d = *impl_;
     auto srv = d.server_name(mailbox);

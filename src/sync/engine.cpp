@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 namespace tandem::sync {
@@ -120,6 +121,8 @@ struct mailbox_work {
     // kill, lost connection): it is listed in full on both sides and re-planned, which
     // pairs copies that landed by content key; the intents go once it synced.
     std::vector<std::uint64_t> leftover_intents;
+    // The sides those intents were about to change.
+    per_side<bool> leftover_writes{false, false};
     mailbox_report* report = nullptr;
 };
 
@@ -136,6 +139,7 @@ class run {
 
     bool list_mailboxes();
     bool wanted(const std::string& name) const;
+    void wait_for_late_writes(const mailbox_work& w);
     void collect(mailbox_work& w);
     result<void> read_records(mailbox_work& w, bool everything,
                               const per_side<std::optional<std::size_t>>& counted);
@@ -182,6 +186,8 @@ class run {
     std::map<std::string, mailbox_work> work_;
     std::map<std::string, std::uint64_t> pair_ids_;
     std::vector<std::pair<mailbox_work*, journal_write>> pending_;
+    const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    bool waited_for_late_writes_ = false;
 };
 
 bool run::wanted(const std::string& name) const {
@@ -240,7 +246,9 @@ bool run::list_mailboxes() {
         // A move names its destination in the payload: both mailboxes are listed again.
         for (const auto& name : {i.mailbox, i.payload}) {
             auto it = work_.find(name);
-            if (it != work_.end()) it->second.leftover_intents.push_back(i.seq);
+            if (it == work_.end()) continue;
+            it->second.leftover_intents.push_back(i.seq);
+            it->second.leftover_writes[i.on] = true;
         }
         log_.info("resolving an unfinished " +
                   std::string(i.kind == journal::intent_kind::move ? "move" : "copy") + " in " +
@@ -289,6 +297,25 @@ result<void> run::read_synced_flags(const journal::lmdb::txn& t, std::uint64_t p
     return {};
 }
 
+// An earlier run that died in the middle of an APPEND or MOVE may still see it land: the
+// server reads what was on its way and commits it (store::late_write_window). The listing
+// that recovers the intent waits for that, or it would copy those messages once more.
+void run::wait_for_late_writes(const mailbox_work& w) {
+    if (waited_for_late_writes_) return;
+    std::chrono::milliseconds window{0};
+    for (side s : both_sides)
+        if (w.leftover_writes[s]) window = std::max(window, st(s).late_write_window());
+    const auto until = started_ + window;
+    const auto now = std::chrono::steady_clock::now();
+    if (until <= now) return;
+    waited_for_late_writes_ = true;
+    log_.debug(
+        "waiting " +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) +
+        " ms for what the earlier run may still have on its way to " + w.name);
+    std::this_thread::sleep_until(until);
+}
+
 // Decides whether a side changed since the journal's state and, where it did, asks the
 // store what changed. A mailbox unchanged on both sides costs nothing more.
 void run::collect(mailbox_work& w) {
@@ -305,6 +332,7 @@ void run::collect(mailbox_work& w) {
     per_side<bool> changed{false, false};
     bool one_side_missing = !w.entry.a || !w.entry.b;
     bool recovering = !w.leftover_intents.empty();
+    if (recovering) wait_for_late_writes(w);
     for (side s : both_sides) {
         if (!w.entry[s]) continue;
         changed[s] = !w.state || one_side_missing || recovering ||

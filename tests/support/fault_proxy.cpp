@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -82,6 +83,9 @@ struct fault_proxy::impl {
         int c = -1;  // client
         int s = -1;  // server; -1 while held without an upstream
         std::string to_c, to_s;
+        // Client bytes held back (fault::late) with the time each piece is due at the server.
+        std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> held;
+        bool late = false;  // fault::late's command came
         bool c_eof = false, s_eof = false;
         std::string c_line;  // the client's current line, for the commands we watch
         std::string s_line;  // a server line held back until complete (strip, inject)
@@ -105,6 +109,7 @@ struct fault_proxy::impl {
     bool stripped = false;
     bool injected = false;
     std::size_t connections = 0;
+    std::atomic<std::size_t> open{0};  // in `conns` and not dead
     std::uint64_t forwarded[2] = {0, 0};
     std::vector<std::pair<std::string, std::string>> records;  // client, server
 
@@ -115,7 +120,8 @@ struct fault_proxy::impl {
         [[maybe_unused]] auto n = ::write(wake[1], &x, 1);
     }
 
-    static void close_conn(conn& k) {
+    void close_conn(conn& k) {
+        if (!k.dead) --open;
         if (k.c >= 0) ::close(k.c);
         if (k.s >= 0) ::close(k.s);
         k.c = k.s = -1;
@@ -145,6 +151,15 @@ struct fault_proxy::impl {
     void forward(conn& k, direction d, std::string data) {
         auto& to = d == direction::client_to_server ? k.to_s : k.to_c;
         auto& n = forwarded[static_cast<int>(d)];
+        const bool late = plan.what == fault::late && (k.late || plan.command.empty());
+        if (d == direction::client_to_server && (late || !k.held.empty())) {
+            auto due = std::chrono::steady_clock::now();
+            if (late) due += plan.delay;
+            if (!k.held.empty()) due = std::max(due, k.held.back().first);
+            n += data.size();
+            k.held.emplace_back(due, std::move(data));
+            return;
+        }
         if ((plan.what != fault::cut && plan.what != fault::stall) || plan.dir != d || fired ||
             n + data.size() <= plan.after) {
             n += data.size();
@@ -169,6 +184,7 @@ struct fault_proxy::impl {
                 auto [tag, command] = tag_and_command(k.c_line.substr(0, eol));
                 if (command == "STARTTLS") k.starttls_tag = tag;
                 if (command == "LOGOUT") k.logout = true;
+                if (plan.what == fault::late && command == plan.command) k.late = true;
                 k.c_line.erase(0, eol + 2);
             }
             if (k.c_line.size() > 4096) k.c_line.erase(0, k.c_line.size() - 64);
@@ -226,6 +242,7 @@ struct fault_proxy::impl {
             }
             if (stalled()) {
                 conns.push_back(std::move(k));
+                ++open;
                 return;
             }
         }
@@ -242,6 +259,7 @@ struct fault_proxy::impl {
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         k->s = s;
         conns.push_back(std::move(k));
+        ++open;
     }
 
     // Reads once from `fd`; "" and `eof` set at end of file or on an error.
@@ -268,8 +286,27 @@ struct fault_proxy::impl {
         return true;
     }
 
+    // Moves the held client bytes that are due to the server's queue; returns the time until
+    // the next ones are (at most `cap`).
+    static std::chrono::milliseconds release_due(conn& k, std::chrono::milliseconds cap) {
+        const auto now = std::chrono::steady_clock::now();
+        while (!k.held.empty() && k.held.front().first <= now) {
+            k.to_s += k.held.front().second;
+            k.held.pop_front();
+        }
+        if (k.held.empty()) return cap;
+        auto wait = std::chrono::ceil<std::chrono::milliseconds>(k.held.front().first - now);
+        return std::min(cap, wait);
+    }
+
     void run() {
         while (!stop) {
+            std::chrono::milliseconds timeout{200};
+            {
+                std::lock_guard lock(mutex);
+                for (auto& k : conns)
+                    if (!k->dead) timeout = release_due(*k, timeout);
+            }
             std::vector<pollfd> fds{{wake[0], POLLIN, 0}, {listen_fd, POLLIN, 0}};
             for (auto& k : conns) {
                 short ce = 0, se = 0;
@@ -282,7 +319,9 @@ struct fault_proxy::impl {
                 fds.push_back({k->c, ce, 0});
                 fds.push_back({k->s, se, 0});  // a negative fd is ignored by poll
             }
-            if (::poll(fds.data(), fds.size(), 200) < 0 && errno != EINTR) break;
+            if (::poll(fds.data(), fds.size(), static_cast<int>(timeout.count())) < 0 &&
+                errno != EINTR)
+                break;
             if (fds[0].revents & POLLIN) {
                 char buf[64];
                 while (::read(wake[0], buf, sizeof buf) > 0) {
@@ -321,11 +360,15 @@ struct fault_proxy::impl {
                     }
                 }
                 if (k.dead) continue;
-                bool ok = flush(k.c, k.to_c);
-                if (k.s >= 0) ok = flush(k.s, k.to_s) && ok;
+                // A client that is gone takes no more answers; what it sent still goes on.
+                if (!flush(k.c, k.to_c)) {
+                    k.c_eof = true;
+                    k.to_c.clear();
+                }
+                bool ok = k.s < 0 || flush(k.s, k.to_s);
                 // One side ended: what it sent is delivered, then both go.
-                bool ended = (k.c_eof && k.to_s.empty()) || (k.s_eof && k.to_c.empty()) ||
-                             (k.s < 0 && k.c_eof);
+                bool ended = (k.c_eof && k.to_s.empty() && k.held.empty()) ||
+                             (k.s_eof && k.to_c.empty()) || (k.s < 0 && k.c_eof);
                 if (!ok || ended) close_conn(k);
             }
             {
@@ -411,6 +454,9 @@ bool fault_proxy::injected() const {
 std::size_t fault_proxy::connections() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->connections;
+}
+std::size_t fault_proxy::open_connections() const {
+    return impl_->open;
 }
 std::uint64_t fault_proxy::bytes(direction d) const {
     std::lock_guard lock(impl_->mutex);

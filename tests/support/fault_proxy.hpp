@@ -32,6 +32,11 @@ enum class fault {
     stall,
     // Every read is at most `chunk` bytes and is followed by a pause of `delay`.
     slow,
+    // What a client sends from its first `command` on (every byte when empty) reaches the
+    // server `delay` after the proxy read it, even once the client is gone and after a later
+    // set(): the bytes a killed client had on their way, which a server goes on acting upon
+    // (the connection closes once they are delivered).
+    late,
     // A man in the middle: the word STARTTLS is removed from every server line that holds
     // CAPABILITY (the greeting's code and CAPABILITY responses).
     strip_starttls,
@@ -46,8 +51,9 @@ struct fault_plan {
     direction dir = direction::server_to_client;
     std::uint64_t after = 0;                                     // cut, stall
     std::size_t chunk = 256;                                     // slow
-    std::chrono::milliseconds delay{0};                          // slow
+    std::chrono::milliseconds delay{0};                          // slow, late
     std::string inject = "* BYE [ALERT] INJECTED-BY-PROXY\r\n";  // inject_before_tls
+    std::string command;                                         // late
 
     static fault_plan cut_after(direction d, std::uint64_t bytes) {
         fault_plan p;
@@ -66,6 +72,13 @@ struct fault_plan {
         p.what = fault::slow;
         p.chunk = chunk;
         p.delay = delay;
+        return p;
+    }
+    static fault_plan late(std::chrono::milliseconds delay, std::string from_command = {}) {
+        fault_plan p;
+        p.what = fault::late;
+        p.delay = delay;
+        p.command = std::move(from_command);
         return p;
     }
     static fault_plan only(fault what) {
@@ -100,6 +113,7 @@ class fault_proxy {
     bool stripped() const;
     bool injected() const;
     std::size_t connections() const;         // accepted
+    std::size_t open_connections() const;    // still relayed (or holding late bytes)
     std::uint64_t bytes(direction d) const;  // forwarded
     // What the clients sent (forwarded or not) and what the server sent, the first MiB of
     // each connection, connections one after the other in the order they were accepted.

@@ -12,6 +12,7 @@
 #include "tandem/mail/types.hpp"
 #include "tandem/util/error.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -182,6 +183,12 @@ class store {
         (void)keyword;
         return true;
     }
+    // How long after its writer died a write may still land: a server goes on reading an
+    // APPEND or MOVE whose bytes were on their way (socket buffers) when the process was
+    // killed, and commits it then. A run that recovers an earlier run's intent on this store
+    // lists the mailbox only once this much passed since the run started, or it copies
+    // again what is about to land. Zero for a local store: a dead process writes no more.
+    virtual std::chrono::milliseconds late_write_window() const { return {}; }
     virtual result<void> create(const std::string& mailbox) = 0;
     virtual result<void> remove(const std::string& mailbox) = 0;
 };

@@ -88,7 +88,7 @@ std::string body(int n, std::size_t size) {
 }
 
 void put_message(side& s, const std::string& mailbox, const std::string& message,
-         const std::vector<std::string>& flags) {
+                 const std::vector<std::string>& flags) {
     s.add(mailbox, message, flags, std::nullopt);
 }
 
@@ -97,11 +97,11 @@ void fill(proxied_channel& c) {
     c.a().create("Archive");
     for (int i = 0; i < 10; ++i)
         put_message(c.a(), i < 7 ? "INBOX" : "Archive",
-            test::make_message("a" + std::to_string(i), body(i, i % 3 == 0 ? 30000 : 500)),
-            i % 2 ? std::vector<std::string>{"\\Seen"} : std::vector<std::string>{});
+                    test::make_message("a" + std::to_string(i), body(i, i % 3 == 0 ? 30000 : 500)),
+                    i % 2 ? std::vector<std::string>{"\\Seen"} : std::vector<std::string>{});
     for (int i = 0; i < 4; ++i)
         put_message(c.b(), "INBOX", test::make_message("b" + std::to_string(i), body(i, 8000)),
-            {"\\Flagged"});
+                    {"\\Flagged"});
 }
 
 struct traffic {
@@ -257,6 +257,41 @@ TEST_P(network, a_slow_link_completes) {
     c.proxy.set(fault_plan::slow(4096, 5ms));
     auto r = c.sync();
     ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(c.a().snapshot(), expected);
+    EXPECT_EQ(c.b().snapshot(), expected);
+}
+
+// A run killed with its APPEND still on the way: the server commits it after the process
+// died (the proxy holds it back a second, as socket buffers and a slow uplink do). The next
+// run, started at once, finds the earlier run's intent and waits for such late writes before
+// it lists the server (store::late_write_window): it copies nothing a second time.
+TEST(late_writes, an_append_that_lands_after_its_sender_died_is_not_copied_again) {
+    proxied_channel c(false);
+    const int count = 20;
+    for (int i = 0; i < count; ++i)
+        put_message(c.b(), "INBOX", test::make_message("l" + std::to_string(i), body(i, 3000)), {});
+    auto expected = merged(c.a().snapshot(), c.b().snapshot());
+    c.proxy.set(fault_plan::late(1000ms, "APPEND"));
+    // Killed once the proxy has every message and the APPEND's final CRLF (the last literal
+    // is followed by the line's end, the others by a space and the next one's date).
+    run_options o;
+    o.kill_if = [&] {
+        auto sent = c.proxy.client_bytes();
+        for (int i = 0; i < count; ++i)
+            if (!contains(sent, "Subject: l" + std::to_string(i) + "\r\n")) return false;
+        return sent.ends_with("test message\r\n\r\n");
+    };
+    auto killed = c.sync(o);
+    ASSERT_TRUE(killed.killed) << killed.describe();
+    EXPECT_EQ(shared_server().count_log_events("save", c.user_a()), 0u)
+        << "the APPEND landed before the kill: the proxy did not hold it back";
+    c.proxy.set({});
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    ASSERT_TRUE(eventually([&] { return c.proxy.open_connections() == 0; }, 10s))
+        << "the killed run's bytes were delivered";
+    EXPECT_EQ(shared_server().count_log_events("save", c.user_a()), static_cast<std::size_t>(count))
+        << "every message saved once on the server";
     EXPECT_EQ(c.a().snapshot(), expected);
     EXPECT_EQ(c.b().snapshot(), expected);
 }

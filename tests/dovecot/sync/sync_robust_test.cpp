@@ -97,11 +97,19 @@ TEST_P(robust, uidvalidity_reset_duplicates_nothing_and_loses_nothing) {
     }
 }
 
-// Messages that arrived so far on side b (Maildir files, or APPENDs that Dovecot logged)
-// and on side a (APPENDs): a kill can wait for the copying to be under way.
+// Messages that arrived so far on side b (Maildir files, those of tmp/ too: a delivery
+// writes there as the bodies come and moves them once the batch is whole; or APPENDs that
+// Dovecot logged) and on side a (APPENDs): a kill can wait for the copying to be under way.
 std::size_t arrived_b(channel_under_test& c) {
-    if (c.b_maildir()) return maildir_files(c.b_maildir()->root()).size();
-    return c.saves(false);
+    if (!c.b_maildir()) return c.saves(false);
+    std::size_t n = 0;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(c.b_maildir()->root(), ec), end; !ec && it != end;
+         it.increment(ec)) {
+        auto parent = it->path().parent_path().filename();
+        if (parent == "cur" || parent == "new" || parent == "tmp") ++n;
+    }
+    return n;
 }
 std::size_t arrived_a(channel_under_test& c) {
     return c.saves(true);
@@ -188,16 +196,19 @@ TEST_P(robust, killed_syncs_end_with_every_message_once) {
     for (int i = 0; i < 20; ++i) c.b().add_new("Local", "local-" + std::to_string(i));
 
     // A large first sync, killed at several points.
-    // The copies go in batches (pipelined APPENDs, grouped Maildir deliveries), a to b
-    // first: "10 arrived on a" kills a run after both batches landed, before the journal
-    // knows of them; the others land between the batches of later runs.
-    int mid_copy = killed_runs(c, {{100ms},
+    // The copies go in one batch each way (APPEND commands of about 1 MiB, one Maildir
+    // delivery), a to b first: "20 arrived on b" kills the first run in the middle of it,
+    // "10 arrived on a" a later one after both batches landed, before the journal knows of
+    // them. A run that finds an earlier one's intent on the server waits for what that one
+    // may still have on its way (store::late_write_window): the kills by time land in the
+    // wait or after it.
+    int mid_copy = killed_runs(c, {{{}, true, 20},
+                                   {100ms},
                                    {{}, false, 10},
-                                   {{}, true, 20},
                                    {250ms},
                                    {{}, false, 20},
                                    {{}, true, 120},
-                                   {600ms}});
+                                   {2500ms}});
     auto r = c.sync();
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_GE(mid_copy, 1) << "the kills did not land in the middle of the copying";
@@ -225,14 +236,15 @@ TEST_P(robust, killed_syncs_end_with_every_message_once) {
     for (int i = 0; i < 5; ++i) c.b().expunge("INBOX", "b-" + std::to_string(i));
     for (int i = 5; i < 10; ++i) c.b().move("INBOX", "b-" + std::to_string(i), "Local");
 
-    int mid_copy_again = killed_runs(c, {{50ms},
-                                         {{}, false, 10},
-                                         {150ms},
+    // "10 arrived on a" kills the first run after both batches landed.
+    int mid_copy_again = killed_runs(c, {{{}, false, 10},
+                                         {50ms},
                                          {{}, true, 10},
+                                         {150ms},
                                          {300ms},
                                          {{}, false, 15},
                                          {{}, true, 15},
-                                         {450ms}});
+                                         {2100ms}});
     auto r2 = c.sync();
     ASSERT_EQ(r2.exit_code, 0) << r2.describe();
     EXPECT_GE(mid_copy_again, 1) << "the kills did not land in the middle of the copying";
