@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,12 +50,12 @@ result<dir_stamp> stamp_of(const std::filesystem::path& dir) {
 
 // How long a directory time stamp needs to be in the past before a change in the same
 // clock tick can no longer hide behind it. A file system that keeps sub-second stamps
-// (ext4, xfs, btrfs, tmpfs) ticks with the kernel's coarse clock, at most 10 ms; one that
-// keeps whole seconds (or FAT's two) needs the configured `settle`. A stamp with no
+// (ext4, xfs, btrfs, tmpfs) ticks with the kernel's coarse clock (subsecond_settle); one
+// that keeps whole seconds (or FAT's two) needs the configured `settle`. A stamp with no
 // sub-second part is taken as the latter (by chance, 1 in 100 or so: a longer wait).
 std::int64_t settle_ns_for(const stamps& s, std::chrono::milliseconds configured) {
     const auto full = std::chrono::duration_cast<std::chrono::nanoseconds>(configured).count();
-    constexpr std::int64_t fine = 25'000'000;
+    static const std::int64_t fine = subsecond_settle().count();
     const bool subsecond =
         s.new_.mtime_ns % 1'000'000'000 != 0 || s.cur.mtime_ns % 1'000'000'000 != 0;
     return subsecond ? std::min(full, fine) : full;
@@ -105,6 +106,17 @@ long default_write(int fd, const void* data, std::size_t size) {
 }
 
 }  // namespace
+
+std::chrono::nanoseconds subsecond_settle() {
+    // Two ticks of the clock that stamps the files (CLOCK_REALTIME_COARSE: 4 ms at HZ=250,
+    // 1 ms at HZ=1000), so that the coarse clock surely moved past the newest stamp; 25 ms
+    // where the kernel does not say.
+    timespec tick{};
+    if (::clock_getres(CLOCK_REALTIME_COARSE, &tick) != 0 || tick.tv_sec != 0 || tick.tv_nsec <= 0)
+        return std::chrono::milliseconds(25);
+    return std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(2 * tick.tv_nsec),
+                                              std::chrono::milliseconds(2));
+}
 
 // ---- message_file
 

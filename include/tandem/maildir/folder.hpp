@@ -63,6 +63,12 @@ struct folder_options {
     write_function write = nullptr;  // nullptr: ::write
 };
 
+// How old a sub-second directory stamp must be before no later change can share it: two
+// ticks of the kernel's coarse clock, at least 2 ms (25 ms if the kernel does not say).
+// A run that changed a folder waits this long at most for a settled token; it was a fixed
+// 25 ms before, most of the wall of a run that changes a few flags.
+std::chrono::nanoseconds subsecond_settle();
+
 // Reads the body of a message to deliver: fills `buffer` and returns the number of bytes
 // written into it, 0 at the end; an error aborts the delivery.
 using body_reader = std::function<result<std::size_t>(std::span<char> buffer)>;

@@ -476,7 +476,7 @@ TEST(maildir_folder, scan_keeps_one_entry_per_base_and_skips_odd_files) {
 
 TEST(maildir_folder, a_settled_token_waits_out_only_the_rest_of_the_last_change_tick) {
     tandem::test::temp_dir d;
-    auto f = make(d, folder_options{});  // 1 s, but 25 ms where the mtimes have nanoseconds
+    auto f = make(d, folder_options{});  // 1 s, but a tick where the mtimes have nanoseconds
     ASSERT_TRUE(f.deliver("x", {}));
     // Right after a write, without time to wait: unsettled.
     auto quick = f.settled_change_token(std::chrono::nanoseconds(0));
@@ -491,10 +491,34 @@ TEST(maildir_folder, a_settled_token_waits_out_only_the_rest_of_the_last_change_
     ASSERT_TRUE(t);
     EXPECT_TRUE(t->ends_with(" s"));
     EXPECT_FALSE(f.changed_since(*t).value());
-    // What is left of the 25 ms tick (this file system stamps in nanoseconds), not the 1 s.
+    // What is left of the tick (this file system stamps in nanoseconds), not the 1 s.
     EXPECT_LT(waited, std::chrono::milliseconds(500));
     // Settled already: no wait at all, the same token.
     EXPECT_EQ(f.settled_change_token(std::chrono::nanoseconds(0)).value(), *t);
+}
+
+// The shorter settle time still hides no change: a flag change made right after a settled
+// token, 300 times, always moves the token. (A wait shorter than the clock's tick would let
+// some of them share the token's stamp, on a kernel without fine-grained stamps on demand.)
+TEST(maildir_folder, a_change_right_after_a_settled_token_always_shows) {
+    tandem::test::temp_dir d;
+    auto f = make(d, folder_options{});
+    auto base = f.deliver("x", {});
+    ASSERT_TRUE(base);
+    EXPECT_LE(tandem::maildir::subsecond_settle(), std::chrono::milliseconds(25));
+    std::string flags;
+    int missed = 0;
+    for (int i = 0; i < 300; ++i) {
+        auto t = f.settled_change_token(std::chrono::milliseconds(40));
+        ASSERT_TRUE(t);
+        ASSERT_TRUE(t->ends_with(" s")) << *t;
+        std::string next = flags.empty() ? "S" : "";
+        fs::rename(d / "box" / "cur" / (*base + ":2," + flags),
+                   d / "box" / "cur" / (*base + ":2," + next));
+        flags = next;
+        if (!f.changed_since(*t).value()) ++missed;
+    }
+    EXPECT_EQ(missed, 0);
 }
 
 TEST(maildir_folder, change_token_sees_additions_renames_and_removals) {
@@ -554,9 +578,9 @@ TEST(maildir_folder, scan_waits_out_a_fresh_change_so_its_token_is_settled) {
     const auto done = std::chrono::system_clock::now();
     ASSERT_TRUE(scan);
     EXPECT_EQ(scan->entries.size(), 1u);
-    // A file system with sub-second stamps ticks at most every 10 ms: the scan ends 25 ms
-    // after the newest directory time stamp at the earliest. (Measured from the stamp, not
-    // from the call: the delivery's fsyncs may take part of the 25 ms.)
+    // A file system with sub-second stamps ticks with the kernel's coarse clock: the scan
+    // ends subsecond_settle() after the newest directory time stamp at the earliest.
+    // (Measured from the stamp, not from the call: the delivery's fsyncs may take part of it.)
     auto stamp = [&](const char* sub) {
         struct stat st {};
         EXPECT_EQ(::stat((d / "box" / sub).c_str(), &st), 0);
@@ -565,7 +589,9 @@ TEST(maildir_folder, scan_waits_out_a_fresh_change_so_its_token_is_settled) {
                 std::chrono::seconds(st.st_mtim.tv_sec) +
                 std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
     };
-    EXPECT_GE(done - std::max(stamp("new"), stamp("cur")), std::chrono::milliseconds(20));
+    EXPECT_GE(done - std::max(stamp("new"), stamp("cur")),
+              std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                  tandem::maildir::subsecond_settle()));
     EXPECT_FALSE(f.changed_since(scan->token).value());
     ASSERT_TRUE(f.deliver("y", {}));
     EXPECT_TRUE(f.changed_since(scan->token).value());
