@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <unordered_set>
+#include <utility>
 
 namespace tandem::maildir {
 
@@ -46,6 +47,23 @@ result<change_watch> change_watch::open() {
 
 change_watch::~change_watch() {
     if (fd_ >= 0) ::close(fd_);
+}
+
+void change_watch::close_without_waiting() {
+    if (fd_ < 0) return;
+    const int fd = std::exchange(fd_, -1);
+    folders_.clear();
+    by_wd_.clear();
+    // The child calls only async-signal-safe functions (the parent may have threads). It
+    // drops every other descriptor first: sockets, pipes and the journal's lock are not
+    // held a moment longer than the parent holds them.
+    if (::fork() == 0) {
+        if (fd > 0) ::close_range(0, static_cast<unsigned>(fd) - 1, 0);
+        ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
+        ::close(fd);
+        ::_exit(0);
+    }
+    ::close(fd);  // the child's copy keeps the instance alive: no teardown here
 }
 
 change_watch::change_watch(change_watch&& o) noexcept

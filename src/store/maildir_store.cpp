@@ -313,7 +313,9 @@ struct maildir_store::impl {
 maildir_store::maildir_store(maildir_store_options options)
     : impl_(std::make_unique<impl>(std::move(options))) {}
 
-maildir_store::~maildir_store() = default;
+maildir_store::~maildir_store() {
+    if (impl_ && impl_->watch) impl_->watch->close_without_waiting();
+}
 
 std::string maildir_store::describe() const {
     return "maildir " + impl_->root.string();

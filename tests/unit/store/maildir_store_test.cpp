@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <lmdb.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -963,6 +965,25 @@ TEST_F(own_changes_test, only_own_changes_give_the_status_after_them_which_the_n
     auto next = make();
     auto listed = next->status("INBOX").value();
     EXPECT_EQ(listed, *after);
+}
+
+// A store that watched its writes leaves the inotify teardown to a forked child
+// (change_watch::close_without_waiting). The child drops every other descriptor and exits:
+// a pipe's write end open here when the store goes reaches EOF once this process closes
+// it (a child that kept it, or never exited, would leave the read waiting).
+TEST_F(own_changes_test, closing_the_watch_leaves_no_descriptor_behind) {
+    ASSERT_TRUE(flag_first()) << store->last_error();  // the watch is open now
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    store.reset();
+    ::close(pipe_fds[1]);
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the write end is still open somewhere";
+    char c;
+    EXPECT_EQ(::read(pipe_fds[0], &c, 1), 0);
+    ::close(pipe_fds[0]);
+    auto next = make();
+    EXPECT_TRUE(next->status("INBOX"));
 }
 
 TEST_F(own_changes_test, a_client_change_before_the_first_write_is_not_vouched_for) {
