@@ -108,6 +108,11 @@ std::string completion::describe() const {
     return s;
 }
 
+bool compress_pays(bool loopback, std::optional<std::chrono::microseconds> round_trip) {
+    if (loopback) return false;
+    return !round_trip || *round_trip >= std::chrono::milliseconds(1);
+}
+
 bool list_entry::has_attribute(std::string_view a) const {
     return std::any_of(attributes.begin(), attributes.end(),
                        [&](const std::string& x) { return iequals(x, a); });
@@ -618,7 +623,8 @@ struct session::impl {
             tags.push_back(*t);
         }
         bool want_compress = ep.compress == compress_mode::yes ||
-                             (ep.compress == compress_mode::automatic && !conn->loopback());
+                             (ep.compress == compress_mode::automatic &&
+                              compress_pays(conn->loopback(), conn->round_trip()));
         std::string compress_tag;
         if (want_compress && has("COMPRESS=DEFLATE")) {
             // RFC 4978 3: the last command of the flight; nothing may follow until its OK.
@@ -734,6 +740,9 @@ bool session::condstore_enabled() const {
 }
 bool session::utf8_enabled() const {
     return impl_->enabled.count("UTF8=ACCEPT") > 0;
+}
+std::optional<std::chrono::microseconds> session::round_trip() const {
+    return impl_->conn ? impl_->conn->round_trip() : std::nullopt;
 }
 bool session::compressed() const {
     return impl_->conn->compressed();

@@ -14,6 +14,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -486,6 +488,13 @@ bool connection::compressed() const {
 }
 bool connection::loopback() const {
     return impl_->is_loopback;
+}
+std::optional<std::chrono::microseconds> connection::round_trip() const {
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (::getsockopt(impl_->sock.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
+        return std::nullopt;  // a socketpair (tunnel): EOPNOTSUPP
+    return std::chrono::microseconds(info.tcpi_rtt);
 }
 std::string connection::peer() const {
     return impl_->peer_name;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -103,6 +104,9 @@ class connection {
     bool compressed() const;
     // A loopback address (127.0.0.0/8, ::1) or a tunnel: where compression gains nothing.
     bool loopback() const;
+    // The kernel's smoothed round-trip time of a TCP connection (TCP_INFO's tcpi_rtt);
+    // nullopt for a tunnel or another kind of socket.
+    std::optional<std::chrono::microseconds> round_trip() const;
     // "imap.example.org:993 (203.0.113.5)", or "tunnel: /usr/lib/dovecot/imap".
     std::string peer() const;
     // Bytes on the wire / before compression, both directions, for statistics and tests.

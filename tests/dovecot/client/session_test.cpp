@@ -128,6 +128,20 @@ TEST_P(session_test, logs_in_with_the_expected_security_and_extensions) {
     EXPECT_TRUE(bye) << bye.error().message();
 }
 
+// What compress_mode::automatic decides on: the kernel's round trip of a TCP connection
+// (loopback here: well under the 1 ms of a LAN), none for a tunnel.
+TEST_P(session_test, the_round_trip_is_known_over_tcp_only) {
+    auto s = open();
+    ASSERT_TRUE(s);
+    auto rtt = s->round_trip();
+    if (GetParam().how == mode::tunnel) {
+        EXPECT_FALSE(rtt);
+    } else {
+        ASSERT_TRUE(rtt);
+        EXPECT_LT(*rtt, std::chrono::seconds(1));
+    }
+}
+
 TEST_P(session_test, wrong_password_is_an_authentication_error_with_the_server_text) {
     if (GetParam().how == mode::tunnel) return;  // a preauth tunnel has no password
     auto ep = make_endpoint();

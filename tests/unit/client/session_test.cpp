@@ -500,5 +500,16 @@ TEST(session, bye_then_close_is_server_bye_with_the_text_kept) {
     EXPECT_EQ((*c)->noop().error(), errc::server_bye);
 }
 
+// compress_mode::automatic: COMPRESS where the link is slower than deflating.
+TEST(compress_choice, neither_over_loopback_nor_over_a_lan) {
+    using std::chrono::microseconds;
+    EXPECT_FALSE(compress_pays(true, std::nullopt));  // a tunnel
+    EXPECT_FALSE(compress_pays(true, microseconds(40'000)));
+    EXPECT_FALSE(compress_pays(false, microseconds(300)));  // a wired LAN
+    EXPECT_TRUE(compress_pays(false, microseconds(1'000)));
+    EXPECT_TRUE(compress_pays(false, microseconds(25'000)));
+    EXPECT_TRUE(compress_pays(false, std::nullopt));  // the kernel did not say
+}
+
 }  // namespace
 }  // namespace tandem::client
