@@ -187,7 +187,6 @@ class run {
     std::map<std::string, std::uint64_t> pair_ids_;
     std::vector<std::pair<mailbox_work*, journal_write>> pending_;
     const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-    bool waited_for_late_writes_ = false;
 };
 
 bool run::wanted(const std::string& name) const {
@@ -301,14 +300,12 @@ result<void> run::read_synced_flags(const journal::lmdb::txn& t, std::uint64_t p
 // server reads what was on its way and commits it (store::late_write_window). The listing
 // that recovers the intent waits for that, or it would copy those messages once more.
 void run::wait_for_late_writes(const mailbox_work& w) {
-    if (waited_for_late_writes_) return;
     std::chrono::milliseconds window{0};
     for (side s : both_sides)
         if (w.leftover_writes[s]) window = std::max(window, st(s).late_write_window());
     const auto until = started_ + window;
     const auto now = std::chrono::steady_clock::now();
-    if (until <= now) return;
-    waited_for_late_writes_ = true;
+    if (until <= now) return;  // waited already, or the run's start took that long
     log_.debug(
         "waiting " +
         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) +

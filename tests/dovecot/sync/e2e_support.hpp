@@ -737,16 +737,17 @@ inline store_snapshot snapshot_maildir(const fs::path& root, layout l = layout::
 }
 
 // Every message file of a tree (relative paths, sorted): a sync that changed nothing on the
-// Maildir leaves them as they were.
-inline std::vector<std::string> maildir_files(const fs::path& root) {
+// Maildir leaves them as they were. With `with_tmp`, the files of tmp/ too (deliveries under way).
+inline std::vector<std::string> maildir_files(const fs::path& root, bool with_tmp = false) {
     std::vector<std::string> out;
     std::error_code ec;
     if (!fs::is_directory(root, ec)) return out;
-    for (const auto& f : fs::recursive_directory_iterator(root)) {
-        if (!f.is_regular_file()) continue;
-        auto parent = f.path().parent_path().filename().string();
-        if (parent == "cur" || parent == "new")
-            out.push_back(fs::relative(f.path(), root).string());
+    // Without exceptions: tandem may be renaming files while this walks (a kill test).
+    for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        auto parent = it->path().parent_path().filename().string();
+        if (parent == "cur" || parent == "new" || (with_tmp && parent == "tmp"))
+            out.push_back(fs::relative(it->path(), root).string());
     }
     std::sort(out.begin(), out.end());
     return out;
