@@ -112,6 +112,60 @@ flag_groups group_flag_changes(std::span<const flag_change> changes) {
     return g;
 }
 
+std::optional<std::vector<std::string>> flag_mismatch_criteria(
+    const std::vector<std::string>& universe, const mail::flag_set& flags) {
+    struct system {
+        std::string_view name;
+        mail::system_flag flag;
+        std::string_view set, unset;  // the SEARCH keys (RFC 9051 6.4.4)
+    };
+    static constexpr system systems[] = {
+        {"\\Seen", mail::system_flag::seen, "SEEN", "UNSEEN"},
+        {"\\Answered", mail::system_flag::answered, "ANSWERED", "UNANSWERED"},
+        {"\\Flagged", mail::system_flag::flagged, "FLAGGED", "UNFLAGGED"},
+        {"\\Deleted", mail::system_flag::deleted, "DELETED", "UNDELETED"},
+        {"\\Draft", mail::system_flag::draft, "DRAFT", "UNDRAFT"},
+    };
+    std::vector<std::vector<std::string>> terms;
+    // Every system flag, listed in FLAGS or not: a message can carry it all the same.
+    for (const auto& x : systems)
+        terms.push_back({std::string(flags.has(x.flag) ? x.unset : x.set)});
+    std::vector<std::string_view> keywords;
+    auto seen = [&keywords](std::string_view k) {
+        return std::any_of(keywords.begin(), keywords.end(),
+                           [k](std::string_view x) { return iequals(x, k); });
+    };
+    auto has = [&flags](std::string_view k) {
+        return std::any_of(flags.keywords().begin(), flags.keywords().end(),
+                           [k](std::string_view x) { return iequals(x, k); });
+    };
+    for (const auto& atom : universe) {
+        if (atom.empty()) continue;
+        if (atom[0] == '\\') {
+            if (iequals(atom, "\\Recent")) continue;
+            bool known = std::any_of(std::begin(systems), std::end(systems),
+                                     [&atom](const system& x) { return iequals(atom, x.name); });
+            if (!known) return std::nullopt;
+            continue;
+        }
+        if (seen(atom)) continue;
+        keywords.push_back(atom);
+        terms.push_back({has(atom) ? "UNKEYWORD" : "KEYWORD", atom});
+    }
+    for (const auto& k : flags.keywords()) {
+        if (seen(k)) continue;
+        keywords.push_back(k);
+        terms.push_back({"UNKEYWORD", k});
+    }
+    // Prefix ORs: `OR a OR b c`.
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < terms.size(); ++i) {
+        if (i + 1 < terms.size()) out.push_back("OR");
+        for (auto& t : terms[i]) out.push_back(std::move(t));
+    }
+    return out;
+}
+
 std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::string>>& ids,
                                          const std::vector<std::string>& distinct,
                                          const std::vector<std::vector<mail::uid>>& found) {
@@ -135,6 +189,9 @@ using client::completion;
 
 constexpr std::size_t max_set_bytes = 8000;     // RFC 7162 4: keep command lines short
 constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids set is left out
+// Appends with more distinct sets of flags than this into one mailbox are not vouched for
+// (status_after_own_changes asks one SEARCH per set).
+constexpr std::size_t max_flag_groups = 32;
 // The fields of mail::identify_header: Message-ID and those of header_digest.
 const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
@@ -371,6 +428,60 @@ struct imap_store::impl {
     // uses it to send its commands with the SELECT.
     std::map<std::string, mailbox_status> listed_status;
     bool no_guess = false;
+
+    // ---- this run's own changes (status_after_own_changes)
+
+    // What this run did to a mailbox since the status it last reported for it. Appends
+    // alone can be vouched for: their uids and flags are known, so the server can be asked
+    // whether the mailbox holds exactly them besides what it held then.
+    struct own_writes {
+        std::optional<mailbox_status> before;  // none: this run created the mailbox
+        bool unvouched = false;
+        std::vector<mail::flag_set> flags;  // each distinct set of flags appended...
+        std::vector<imap::uid_set> uids;    // ...and the uids that got it
+    };
+    std::map<std::string, mailbox_status> reported;  // by canonical name
+    std::map<std::string, own_writes> own;           // by canonical name
+
+    void report(const std::string& canonical, const mailbox_status& st) {
+        reported[canonical] = st;
+        own.erase(canonical);
+    }
+
+    own_writes& writes(const std::string& canonical) {
+        auto [it, fresh] = own.try_emplace(canonical);
+        if (fresh) {
+            if (auto r = reported.find(canonical); r != reported.end())
+                it->second.before = r->second;
+            else
+                it->second.unvouched = true;
+        }
+        return it->second;
+    }
+
+    void unvouch(const std::string& canonical) { writes(canonical).unvouched = true; }
+
+    void created(const std::string& canonical) {
+        reported.erase(canonical);
+        own[canonical] = own_writes{};
+    }
+
+    // A message this run appended; uid 0 (unknown) leaves the mailbox unvouched.
+    void appended(const std::string& canonical, const mail::flag_set& f, mail::uid u) {
+        auto& w = writes(canonical);
+        if (w.unvouched) return;
+        auto it = std::find(w.flags.begin(), w.flags.end(), f);
+        if (u == 0 || (it == w.flags.end() && w.flags.size() >= max_flag_groups)) {
+            w.unvouched = true;
+            return;
+        }
+        if (it == w.flags.end()) {
+            w.flags.push_back(f);
+            w.uids.emplace_back();
+            it = w.flags.end() - 1;
+        }
+        w.uids[static_cast<std::size_t>(it - w.flags.begin())].insert(u);
+    }
 
     bool condstore() const { return s->qresync_enabled() || s->has("CONDSTORE"); }
 
@@ -609,6 +720,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         if (m.selectable && e.status && e.name != selected) {
             m.status = status_of(*e.status);
             listed_status[e.name] = *m.status;
+            report(*canonical, *m.status);
         }
         out.push_back(std::move(m));
         raw.push_back(e.raw_name);
@@ -649,6 +761,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         if (auto it = got.find(i); it != got.end()) {
             out[i].status = status_of(it->second);
             listed_status[names[out[i].name]] = *out[i].status;
+            report(out[i].name, *out[i].status);
         }
     }
     return out;
@@ -668,10 +781,12 @@ result<mailbox_status> imap_store::status(const std::string& mailbox) {
         so.condstore = true;
         auto sel = d.select(mailbox, *srv, so);
         if (!sel) return sel.error();
+        d.report(mailbox, d.status_of(*sel));
         return d.status_of(*sel);
     }
     auto st = d.s->status(*srv, {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"});
     if (!st) return d.fail(st.error(), "STATUS " + in_quotes(mailbox));
+    d.report(mailbox, d.status_of(*st));
     return d.status_of(*st);
 }
 
@@ -982,6 +1097,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     if (!out.complete)
         for (auto u : known_uids)
             if (gone.contains(u)) out.vanished.push_back(u);
+    report(mailbox, out.status);
     return out;
 }
 
@@ -1104,10 +1220,12 @@ class imap_store::streaming_append final : public appender {
     ~streaming_append() override {
         if (!flight_.tags.empty()) (void)d_.s->append_wait(flight_);  // the session stays in step
         for (const auto& f : spools_) remove_file(f);
+        if (!finished_) d_.unvouch(mailbox_);
     }
 
     result<void> add(outgoing_message&& m) override {
         if (m.body.temporary) spools_.push_back(m.body.file);  // read when the command is sent
+        note_flags(m.flags);
         auto item = detail::append_item_of(m, d_, mailbox_);
         if (!item) return item.error();
         bytes_ += item->content.size();
@@ -1121,10 +1239,33 @@ class imap_store::streaming_append final : public appender {
         auto r = d_.s->append_wait(flight_);
         for (const auto& f : std::exchange(spools_, {})) remove_file(f);
         if (!r) return d_.fail(r.error(), "APPEND to " + in_quotes(mailbox_));
+        if (r->uids.size() != group_.size() || too_many_groups_) {
+            d_.unvouch(mailbox_);
+        } else {
+            for (std::size_t i = 0; i < group_.size(); ++i)
+                d_.appended(mailbox_, groups_[group_[i]], r->uids[i]);
+        }
+        finished_ = true;
         return std::move(r->uids);
     }
 
   private:
+    // The flags of each message by the index of its distinct set: a first sync of 200,000
+    // messages holds one byte per message, not 200,000 flag sets.
+    void note_flags(const mail::flag_set& f) {
+        auto it = std::find(groups_.begin(), groups_.end(), f);
+        if (it == groups_.end()) {
+            if (groups_.size() >= max_flag_groups) {
+                too_many_groups_ = true;
+                group_.push_back(0);
+                return;
+            }
+            groups_.push_back(f);
+            it = groups_.end() - 1;
+        }
+        group_.push_back(static_cast<std::uint8_t>(it - groups_.begin()));
+    }
+
     result<void> send() {
         if (held_.empty()) return {};
         auto r = d_.s->append_send(server_name_, held_, flight_);
@@ -1141,6 +1282,10 @@ class imap_store::streaming_append final : public appender {
     std::uint64_t bytes_ = 0;
     client::append_flight flight_;
     std::vector<std::filesystem::path> spools_;
+    std::vector<mail::flag_set> groups_;
+    std::vector<std::uint8_t> group_;  // per message added, its index in groups_
+    bool too_many_groups_ = false;
+    bool finished_ = false;
 };
 
 result<std::unique_ptr<appender>> imap_store::begin_append(const std::string& mailbox) {
@@ -1187,12 +1332,18 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
         items.push_back(std::move(*item));
     }
     auto r = d.s->append(*srv, items);
-    if (!r) return d.fail(r.error(), "APPEND to " + in_quotes(mailbox));
+    if (!r) {
+        d.unvouch(mailbox);
+        return d.fail(r.error(), "APPEND to " + in_quotes(mailbox));
+    }
     if (uidplus) {
         auto uids = r->uids;
         uids.resize(messages.size(), 0);
+        for (std::size_t i = 0; i < uids.size(); ++i)
+            d.appended(mailbox, messages[i].flags, uids[i]);
         return uids;
     }
+    d.unvouch(mailbox);  // uids found by Message-ID may be another client's messages
 
     // One UID SEARCH per distinct Message-ID, in one flight, above the old UIDNEXT.
     std::vector<std::string> distinct;
@@ -1243,6 +1394,7 @@ result<void> imap_store::set_flags(const std::string& mailbox,
     auto& d = *impl_;
     auto groups = detail::group_flag_changes(changes);
     if (groups.add.empty() && groups.remove.empty()) return {};
+    d.unvouch(mailbox);
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
@@ -1288,6 +1440,8 @@ result<std::vector<mail::uid>> imap_store::move(const std::string& from,
     for (auto u : uids)
         if (u != 0) set.insert(u);
     if (set.empty()) return out;
+    d.unvouch(from);
+    d.unvouch(to);
     auto src = d.server_name(from);
     if (!src) return src.error();
     auto dst = d.server_name(to);
@@ -1323,6 +1477,7 @@ result<void> imap_store::expunge(const std::string& mailbox, std::span<const mai
     for (auto u : uids)
         if (u != 0) set.insert(u);
     if (set.empty()) return {};
+    d.unvouch(mailbox);
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
@@ -1394,6 +1549,97 @@ result<void> imap_store::expunge(const std::string& mailbox, std::span<const mai
     return {};
 }
 
+// ---- this run's own changes
+
+result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
+    const std::string& mailbox) {
+    auto& d = *impl_;
+    const auto none = std::optional<mailbox_status>();
+    auto it = d.own.find(mailbox);
+    if (it == d.own.end()) return none;
+    impl::own_writes w = std::move(it->second);
+    d.own.erase(it);
+    if (w.unvouched || w.uids.empty() || !d.condstore() || !d.s->has("ESEARCH")) return none;
+    if (w.before && !w.before->tracks_flag_changes) return none;
+    auto srv = d.server_name(mailbox);
+    if (!srv) return srv.error();
+    client::select_options so;
+    so.condstore = true;
+    auto sel = d.select(mailbox, *srv, so);
+    if (!sel) return sel.error();
+    const mailbox_status now = d.status_of(*sel);
+    imap::uid_set ours;
+    for (const auto& u : w.uids) ours |= u;
+    const std::uint64_t held = w.before ? w.before->messages : 0;
+    // Nothing but this run's messages came: with the counts below, EXISTS leaves no room.
+    if (!now.tracks_flag_changes || now.messages != held + ours.size() ||
+        (w.before && now.uidvalidity != w.before->uidvalidity))
+        return none;
+
+    // Searches that must each count a given number of messages (ESEARCH: a count comes
+    // back, not a list of uids), in one flight.
+    struct count_check {
+        std::string tag;
+        std::uint64_t want = 0;
+        std::optional<std::uint32_t> got;
+    };
+    std::vector<std::shared_ptr<count_check>> checks;
+    const std::string what = "UID SEARCH in " + in_quotes(mailbox);
+    auto ask = [&](std::vector<std::string> criteria, std::uint64_t want) -> result<void> {
+        std::vector<imap::argument> args;
+        for (auto& c : criteria) args.push_back(imap::argument::raw(std::move(c)));
+        auto check = std::make_shared<count_check>();
+        check->want = want;
+        auto tag = d.s->send(imap::cmd::uid_search(std::move(args), {"COUNT"}),
+                             [check](imap::response& r) {
+                                 auto* e = std::get_if<imap::esearch_data>(&r);
+                                 if (!e || !e->tag || *e->tag != check->tag) return false;
+                                 check->got = e->count;
+                                 return true;
+                             });
+        if (!tag) return d.fail(tag.error(), what);
+        check->tag = *tag;
+        checks.push_back(std::move(check));
+        return {};
+    };
+    // What the mailbox held before: all of it still there, none of it changed since.
+    const mail::uid from = w.before ? std::max<mail::uid>(w.before->uidnext, 1) : 1;
+    if (from > 1) {
+        const std::string older = "1:" + std::to_string(from - 1);
+        if (auto r = ask({"UID", older}, held); !r) return r.error();
+        if (auto r = ask({"UID", older, "MODSEQ", std::to_string(w.before->highestmodseq + 1)}, 0);
+            !r)
+            return r.error();
+    } else if (held != 0) {
+        return none;
+    }
+    // Each message appended: there, with exactly the flags it was given (a flag the server
+    // would not keep, or another client's change, fails the count).
+    for (std::size_t g = 0; g < w.flags.size(); ++g) {
+        auto mismatch = detail::flag_mismatch_criteria(sel->flags, w.flags[g]);
+        if (!mismatch) return none;
+        for (const auto& piece : chunks(w.uids[g])) {
+            const std::string set = piece.to_string();
+            if (auto r = ask({"UID", set}, piece.size()); !r) return r.error();
+            std::vector<std::string> differ{"UID", set};
+            differ.insert(differ.end(), mismatch->begin(), mismatch->end());
+            if (auto r = ask(std::move(differ), 0); !r) return r.error();
+        }
+    }
+    std::optional<error_code> first_error;
+    for (auto& c : checks)
+        if (auto r = d.s->wait(c->tag); !r && !first_error) first_error = d.fail(r.error(), what);
+    if (first_error) return *first_error;
+    for (auto& c : checks) {
+        if (!c->got || *c->got != c->want) {
+            d.log.debug(d.description + ": " + mailbox +
+                        " changed beside this run's appends; its state is not recorded");
+            return none;
+        }
+    }
+    return std::optional<mailbox_status>(now);
+}
+
 // ---- mailboxes
 
 std::chrono::milliseconds imap_store::late_write_window() const {
@@ -1406,6 +1652,7 @@ result<void> imap_store::create(const std::string& mailbox) {
     if (!srv) return srv.error();
     if (auto c = d.s->create(*srv); !c) return d.fail(c.error(), "CREATE " + in_quotes(mailbox));
     d.names[mailbox] = *srv;
+    d.created(mailbox);
     return {};
 }
 
@@ -1430,6 +1677,8 @@ result<void> imap_store::remove(const std::string& mailbox) {
     if (auto c = d.s->delete_mailbox(*srv); !c)
         return d.fail(c.error(), "DELETE " + in_quotes(mailbox));
     d.names.erase(mailbox);
+    d.reported.erase(mailbox);
+    d.own.erase(mailbox);
     return {};
 }
 

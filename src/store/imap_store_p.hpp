@@ -48,4 +48,12 @@ std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::st
                                          const std::vector<std::string>& distinct,
                                          const std::vector<std::vector<mail::uid>>& found);
 
+// SEARCH criteria, as tokens, that match a message whose flags differ from `flags` in a
+// system flag, a keyword of `universe` (the mailbox's FLAGS, RFC 9051 7.3.5: every keyword
+// in use there) or a keyword of `flags`: `OR UNSEEN OR FLAGGED ... KEYWORD $Junk`. \Recent
+// is the session's, not the message's, and is left out. nullopt when the universe has a
+// system flag that SEARCH cannot name: no such criteria exist then.
+std::optional<std::vector<std::string>> flag_mismatch_criteria(
+    const std::vector<std::string>& universe, const mail::flag_set& flags);
+
 }  // namespace tandem::store::detail

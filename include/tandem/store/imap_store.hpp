@@ -80,6 +80,15 @@ class imap_store final : public store {
     // carries \Deleted; otherwise the given messages keep \Deleted and the call fails
     // (errc::missing_capability) saying why.
     result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) override;
+    // Vouches for a mailbox that this run only appended to since its last reported status,
+    // with CONDSTORE and ESEARCH: a fresh SELECT, then one flight of UID SEARCH RETURN
+    // (COUNT) that checks that the messages held before are all there and unchanged (MODSEQ
+    // above the HIGHESTMODSEQ of then), that each appended message is there with exactly its
+    // flags, and (with EXISTS) that nothing else is. The SELECT's status is returned:
+    // anything later has a higher mod-sequence or UID, and the next run sees it. Any other
+    // change by this run (flags, move, expunge, an append without APPENDUID) says nullopt.
+    result<std::optional<mailbox_status>> status_after_own_changes(
+        const std::string& mailbox) override;
     // Two seconds: Dovecot on loopback committed the APPENDs of a killed run up to 120 ms
     // after the kill (about 1 MiB in flight); a slow uplink drains the same bytes slower.
     std::chrono::milliseconds late_write_window() const override;

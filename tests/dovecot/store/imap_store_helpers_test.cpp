@@ -76,5 +76,30 @@ TEST(imap_store_append, pairs_found_uids_in_order) {
     EXPECT_EQ(assign_found_uids(ids, distinct, found), (std::vector<mail::uid>{10, 0, 11, 12, 0}));
 }
 
+std::string joined(const std::optional<std::vector<std::string>>& tokens) {
+    if (!tokens) return "<none>";
+    std::string out;
+    for (const auto& t : *tokens) out += (out.empty() ? "" : " ") + t;
+    return out;
+}
+
+TEST(imap_store_vouch, flag_mismatch_names_every_system_flag_and_keyword_once) {
+    const std::vector<std::string> universe{"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
+                                            "\\Draft",    "\\Recent",  "$Junk",     "todo"};
+    // No flags: any flag set is a difference.
+    EXPECT_EQ(joined(flag_mismatch_criteria(universe, {})),
+              "OR SEEN OR ANSWERED OR FLAGGED OR DELETED OR DRAFT OR KEYWORD $Junk KEYWORD todo");
+    // Flags held: their absence is; a keyword of the message that FLAGS does not list (yet)
+    // is checked too, and one listed in another case is the same keyword.
+    EXPECT_EQ(joined(flag_mismatch_criteria(universe, flags({"\\Seen", "$junk", "new"}))),
+              "OR UNSEEN OR ANSWERED OR FLAGGED OR DELETED OR DRAFT OR UNKEYWORD $Junk OR "
+              "KEYWORD todo UNKEYWORD new");
+    // The system flags are checked even when FLAGS leaves them out.
+    EXPECT_EQ(joined(flag_mismatch_criteria({}, flags({"\\Draft"}))),
+              "OR SEEN OR ANSWERED OR FLAGGED OR DELETED UNDRAFT");
+    // A system flag that SEARCH has no key for: no criteria can cover it.
+    EXPECT_EQ(joined(flag_mismatch_criteria({"\\Seen", "\\Important"}, {})), "<none>");
+}
+
 }  // namespace
 }  // namespace tandem::store::detail

@@ -17,6 +17,7 @@
 #include <cctype>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -833,6 +834,159 @@ TEST_F(imap_store_test, an_appender_sends_full_commands_before_finish_and_keeps_
     ASSERT_EQ(held_uids->size(), 4u);
     EXPECT_NE((*held_uids)[3], 0u);
     EXPECT_EQ(test::status(*server_, "alice", "Streamed").messages, before + 4);
+}
+
+// The messages a run appends, by its appender: "<subject>" with the given flags.
+std::vector<mail::uid> append_own(imap_store& s, const std::string& box,
+                                  const std::vector<std::pair<std::string, mail::flag_set>>& m) {
+    auto app = s.begin_append(box);
+    if (!app) return {};
+    for (const auto& [subject, f] : m) {
+        outgoing_message o;
+        o.flags = f;
+        o.body.data = test::make_message(subject);
+        if (!(*app)->add(std::move(o))) return {};
+    }
+    auto uids = (*app)->finish();
+    return uids ? *uids : std::vector<mail::uid>{};
+}
+
+// A run that only appended vouches for the mailbox: the status it returns is the server's,
+// and the next listing from it finds nothing to report. Into a mailbox it created, and into
+// one that held messages (whose status came from changes() or from the listing).
+TEST_F(imap_store_test, a_mailbox_this_run_only_appended_to_is_vouched_for) {
+    const std::vector<std::pair<std::string, mail::flag_set>> own{
+        {"own plain", {}},
+        {"own seen", flags({"\\Seen"})},
+        {"own kw", flags({"\\Seen", "$Label1", "todo"})},
+        {"own seen 2", flags({"\\Seen"})},
+    };
+    for (int how = 0; how < 3; ++how) {
+        const std::string box = "Vouch" + std::to_string(how);
+        SCOPED_TRACE(box);
+        auto s = open();
+        ASSERT_TRUE(s);
+        if (how == 0) {
+            ASSERT_TRUE(s->create(box)) << s->last_error();
+        } else {
+            test::create_mailbox(*server_, "alice", box);
+            append(box, "old one", {"\\Seen"});
+            append(box, "old two", {"$Junk"});
+            if (how == 1) {
+                ASSERT_TRUE(s->changes(box, {})) << s->last_error();
+            } else {
+                ASSERT_TRUE(s->list()) << s->last_error();
+            }
+        }
+        // Not written to yet: nothing to vouch for, and no command sent for it.
+        auto untouched = s->status_after_own_changes("INBOX");
+        ASSERT_TRUE(untouched);
+        EXPECT_FALSE(*untouched);
+        auto uids = append_own(*s, box, own);
+        ASSERT_EQ(uids.size(), own.size()) << s->last_error();
+        auto after = s->status_after_own_changes(box);
+        ASSERT_TRUE(after) << s->last_error();
+        ASSERT_TRUE(*after) << "appends alone must be vouched for";
+        expect_status(**after, box, true);
+
+        // The next run, from that status and the uids, hears of nothing.
+        auto next = open();
+        ASSERT_TRUE(next);
+        known_state k;
+        k.status = **after;
+        for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
+        auto c = next->changes(box, k);
+        ASSERT_TRUE(c) << next->last_error();
+        EXPECT_TRUE(c->messages.empty());
+        EXPECT_TRUE(c->vanished.empty());
+        EXPECT_EQ(c->status, **after);
+        // Asked once: a second call has nothing of this run left to vouch for.
+        auto again = s->status_after_own_changes(box);
+        ASSERT_TRUE(again);
+        EXPECT_FALSE(*again);
+    }
+}
+
+// Whatever another client did between the status reported and the check, or anything this
+// run did besides appending, leaves the mailbox unvouched: the next run looks at it.
+TEST_F(imap_store_test, a_mailbox_changed_beside_this_runs_appends_is_not_vouched_for) {
+    struct interference {
+        std::string name;
+        // Gets the store, the mailbox, the old message's uid and this run's uids.
+        std::function<void(imap_store&, const std::string&, mail::uid,
+                           const std::vector<mail::uid>&)>
+            act;
+    };
+    auto outside = [](std::string op, std::vector<std::string> f, int which) {
+        return [op, f, which](imap_store&, const std::string& box, mail::uid old,
+                              const std::vector<mail::uid>& ours) {
+            test::store_flags(*server_, "alice", box, which < 0 ? old : ours[which], op, f);
+        };
+    };
+    const std::vector<interference> cases{
+        {"a flag set on an appended message", outside("+FLAGS", {"\\Flagged"}, 0)},
+        {"a flag removed from an appended message", outside("-FLAGS", {"\\Seen"}, 1)},
+        {"a new keyword on an appended message", outside("+FLAGS", {"$Phishing"}, 2)},
+        {"a keyword removed from an appended message", outside("-FLAGS", {"todo"}, 2)},
+        {"\\Deleted set on an appended message", outside("+FLAGS", {"\\Deleted"}, 1)},
+        {"a flag changed on an old message", outside("+FLAGS", {"\\Flagged"}, -1)},
+        {"an old message expunged",
+         [](imap_store&, const std::string& box, mail::uid old, const std::vector<mail::uid>&) {
+             test::expunge_message(*server_, "alice", box, old);
+         }},
+        {"an old message expunged and another one appended",
+         [](imap_store&, const std::string& box, mail::uid old, const std::vector<mail::uid>&) {
+             append(box, "foreign");
+             test::expunge_message(*server_, "alice", box, old);
+         }},
+        {"a message appended by another client",
+         [](imap_store&, const std::string& box, mail::uid, const std::vector<mail::uid>&) {
+             append(box, "foreign");
+         }},
+        {"an appended message expunged and another one appended",
+         [](imap_store&, const std::string& box, mail::uid, const std::vector<mail::uid>& ours) {
+             append(box, "foreign");
+             test::expunge_message(*server_, "alice", box, ours[0]);
+         }},
+        {"this run's own flag change",
+         [](imap_store& s, const std::string& box, mail::uid old, const std::vector<mail::uid>&) {
+             std::vector<flag_change> ch{{old, flags({"\\Answered"}), {}}};
+             ASSERT_TRUE(s.set_flags(box, ch));
+         }},
+        {"this run's own expunge",
+         [](imap_store& s, const std::string& box, mail::uid old, const std::vector<mail::uid>&) {
+             std::vector<mail::uid> gone{old};
+             ASSERT_TRUE(s.expunge(box, gone));
+         }},
+    };
+    int n = 0;
+    for (const auto& c : cases) {
+        const std::string box = "Unvouched" + std::to_string(n++);
+        SCOPED_TRACE(c.name);
+        test::create_mailbox(*server_, "alice", box);
+        auto old = append(box, "old one", {"\\Seen"});
+        auto s = open();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(s->changes(box, {})) << s->last_error();
+        auto ours = append_own(*s, box,
+                               {{"own plain", {}},
+                                {"own seen", flags({"\\Seen"})},
+                                {"own kw", flags({"\\Seen", "$Label1", "todo"})}});
+        ASSERT_EQ(ours.size(), 3u) << s->last_error();
+        c.act(*s, box, old, ours);
+        auto after = s->status_after_own_changes(box);
+        ASSERT_TRUE(after) << s->last_error();
+        EXPECT_FALSE(*after);
+    }
+    // Without ESEARCH the counts cannot be asked for: never vouched.
+    test::create_mailbox(*server_, "alice", "NoEsearch");
+    auto s = open({"ESEARCH"});
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->changes("NoEsearch", {}));
+    ASSERT_EQ(append_own(*s, "NoEsearch", {{"own", {}}}).size(), 1u);
+    auto after = s->status_after_own_changes("NoEsearch");
+    ASSERT_TRUE(after);
+    EXPECT_FALSE(*after);
 }
 
 TEST_F(imap_store_test, append_without_uidplus_finds_the_uids_by_message_id) {
