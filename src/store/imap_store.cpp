@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -110,6 +112,25 @@ flag_groups group_flag_changes(std::span<const flag_change> changes) {
         put(g.remove, c.remove, c.uid);
     }
     return g;
+}
+
+void for_each_piece(const imap::uid_set& set, std::size_t max_bytes,
+                    const std::function<void(const std::string&, std::uint64_t)>& each) {
+    std::string text;
+    std::uint64_t count = 0;
+    for (const auto& r : set.ranges()) {
+        std::string one = std::to_string(r.first);
+        if (r.last != r.first) one += ":" + std::to_string(r.last);
+        if (!text.empty() && text.size() + 1 + one.size() > max_bytes) {
+            each(text, count);
+            text.clear();
+            count = 0;
+        }
+        if (!text.empty()) text += ',';
+        text += one;
+        count += std::uint64_t(r.last) - r.first + 1;
+    }
+    if (!text.empty()) each(text, count);
 }
 
 std::optional<std::vector<std::string>> flag_mismatch_criteria(
@@ -1577,15 +1598,32 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
         return none;
 
     // Searches that must each count a given number of messages (ESEARCH: a count comes
-    // back, not a list of uids), in one flight.
+    // back, not a list of uids). At most `window` wait for their answers at a time: 200,000
+    // messages appended with random flags take a few hundred searches, whose text is not
+    // held all at once (about 4 MB).
     struct count_check {
         std::string tag;
         std::uint64_t want = 0;
         std::optional<std::uint32_t> got;
     };
-    std::vector<std::shared_ptr<count_check>> checks;
+    constexpr std::size_t window = 16;
+    std::deque<std::shared_ptr<count_check>> flight;
+    std::optional<error_code> first_error;
+    bool differs = false;
     const std::string what = "UID SEARCH in " + in_quotes(mailbox);
-    auto ask = [&](std::vector<std::string> criteria, std::uint64_t want) -> result<void> {
+    auto settle = [&](std::size_t keep) {
+        while (flight.size() > keep) {
+            auto c = std::move(flight.front());
+            flight.pop_front();
+            if (auto r = d.s->wait(c->tag); !r) {
+                if (!first_error) first_error = d.fail(r.error(), what);
+            } else if (!c->got || *c->got != c->want) {
+                differs = true;
+            }
+        }
+    };
+    auto ask = [&](std::vector<std::string> criteria, std::uint64_t want) {
+        if (first_error || differs) return;
         std::vector<imap::argument> args;
         for (auto& c : criteria) args.push_back(imap::argument::raw(std::move(c)));
         auto check = std::make_shared<count_check>();
@@ -1597,19 +1635,20 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
                                  check->got = e->count;
                                  return true;
                              });
-        if (!tag) return d.fail(tag.error(), what);
+        if (!tag) {
+            first_error = d.fail(tag.error(), what);
+            return;
+        }
         check->tag = *tag;
-        checks.push_back(std::move(check));
-        return {};
+        flight.push_back(std::move(check));
+        settle(window);
     };
     // What the mailbox held before: all of it still there, none of it changed since.
     const mail::uid from = w.before ? std::max<mail::uid>(w.before->uidnext, 1) : 1;
     if (from > 1) {
         const std::string older = "1:" + std::to_string(from - 1);
-        if (auto r = ask({"UID", older}, held); !r) return r.error();
-        if (auto r = ask({"UID", older, "MODSEQ", std::to_string(w.before->highestmodseq + 1)}, 0);
-            !r)
-            return r.error();
+        ask({"UID", older}, held);
+        ask({"UID", older, "MODSEQ", std::to_string(w.before->highestmodseq + 1)}, 0);
     } else if (held != 0) {
         return none;
     }
@@ -1617,25 +1656,24 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
     // would not keep, or another client's change, fails the count).
     for (std::size_t g = 0; g < w.flags.size(); ++g) {
         auto mismatch = detail::flag_mismatch_criteria(sel->flags, w.flags[g]);
-        if (!mismatch) return none;
-        for (const auto& piece : chunks(w.uids[g])) {
-            const std::string set = piece.to_string();
-            if (auto r = ask({"UID", set}, piece.size()); !r) return r.error();
-            std::vector<std::string> differ{"UID", set};
-            differ.insert(differ.end(), mismatch->begin(), mismatch->end());
-            if (auto r = ask(std::move(differ), 0); !r) return r.error();
+        if (!mismatch) {
+            differs = true;
+            break;
         }
+        detail::for_each_piece(w.uids[g], max_set_bytes,
+                               [&](const std::string& set, std::uint64_t count) {
+                                   ask({"UID", set}, count);
+                                   std::vector<std::string> differ{"UID", set};
+                                   differ.insert(differ.end(), mismatch->begin(), mismatch->end());
+                                   ask(std::move(differ), 0);
+                               });
     }
-    std::optional<error_code> first_error;
-    for (auto& c : checks)
-        if (auto r = d.s->wait(c->tag); !r && !first_error) first_error = d.fail(r.error(), what);
+    settle(0);
     if (first_error) return *first_error;
-    for (auto& c : checks) {
-        if (!c->got || *c->got != c->want) {
-            d.log.debug(d.description + ": " + mailbox +
-                        " changed beside this run's appends; its state is not recorded");
-            return none;
-        }
+    if (differs) {
+        d.log.debug(d.description + ": " + mailbox +
+                    " changed beside this run's appends; its state is not recorded");
+        return none;
     }
     return std::optional<mailbox_status>(now);
 }

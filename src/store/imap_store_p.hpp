@@ -8,6 +8,7 @@
 #include "tandem/store/store.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,6 +48,11 @@ flag_groups group_flag_changes(std::span<const flag_change> changes);
 std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::string>>& ids,
                                          const std::vector<std::string>& distinct,
                                          const std::vector<std::vector<mail::uid>>& found);
+
+// The set in sequence-set pieces of at most max_bytes (a range longer than that alone),
+// ascending, each with the number of uids it holds.
+void for_each_piece(const imap::uid_set& set, std::size_t max_bytes,
+                    const std::function<void(const std::string&, std::uint64_t)>& each);
 
 // SEARCH criteria, as tokens, that match a message whose flags differ from `flags` in a
 // system flag, a keyword of `universe` (the mailbox's FLAGS, RFC 9051 7.3.5: every keyword
