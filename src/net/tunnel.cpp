@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "tunnel_p.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 extern char** environ;
@@ -15,15 +20,35 @@ namespace tandem::net {
 
 namespace {
 
-// Polls for the child's exit for up to `limit`; true once reaped.
+bool reaped(pid_t pid) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    return r == pid || (r < 0 && errno == ECHILD);
+}
+
+// Waits for the child's exit for up to `limit`; true once reaped. A pidfd (Linux 5.3) wakes
+// the moment the child exits; polling every 5 ms, as before, cost a run that ends with a
+// tunnel's LOGOUT 5 ms of nothing (the child's exit takes a millisecond or two).
 bool reap_within(pid_t pid, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
+    if (reaped(pid)) return true;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd >= 0) {
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                end - std::chrono::steady_clock::now());
+            pollfd p{fd, POLLIN, 0};
+            int n = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+            if (n < 0 && errno == EINTR) continue;
+            break;
+        }
+        ::close(fd);
+        return reaped(pid);
+    }
     while (true) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (reaped(pid)) return true;
         if (std::chrono::steady_clock::now() >= end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
 }
 

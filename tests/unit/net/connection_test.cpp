@@ -2,11 +2,14 @@
 // The transport over a socketpair: the peer is a plain blocking thread.
 #include "tandem/net/connection.hpp"
 #include "tandem/net/deflate.hpp"
+// src/ is not on the include path of the tests; the private header is reached from here.
+#include "../../../src/net/tunnel_p.hpp"
 
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -242,6 +245,27 @@ TEST(connection, tunnel_runs_a_child_over_a_socketpair_and_reaps_it) {
     // The child is gone: no zombie left with our process as parent.
     int status;
     EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1);
+}
+
+// The child ends on EOF (a server's imap process after LOGOUT), or after SIGTERM when it
+// ignores EOF; either way it is reaped: no zombie, no process left.
+TEST(tunnel_child, ends_on_eof_or_on_sigterm_and_is_always_reaped) {
+    for (const char* script : {"cat >/dev/null", "exec sleep 30"}) {
+        SCOPED_TRACE(script);
+        int sv[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        auto child = tunnel_child::start({"/bin/sh", "-c", script}, sv[1]);
+        ::close(sv[1]);
+        ASSERT_TRUE(child);
+        const pid_t pid = child->pid();
+        ASSERT_GT(pid, 0);
+        ::close(sv[0]);  // EOF for the child
+        child->terminate();
+        EXPECT_EQ(child->pid(), -1);
+        int status;
+        EXPECT_EQ(::waitpid(pid, &status, WNOHANG), -1) << "reaped already";
+        EXPECT_EQ(::kill(pid, 0), -1) << "no such process any more";
+    }
 }
 
 TEST(connection, tunnel_that_cannot_start_reports_the_spawn_step) {
