@@ -213,6 +213,8 @@ constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids s
 // Appends with more distinct sets of flags than this into one mailbox are not vouched for
 // (status_after_own_changes asks one SEARCH per set).
 constexpr std::size_t max_flag_groups = 32;
+// ...nor appends of fewer messages than 1/vouch_ratio of those the mailbox held before.
+constexpr std::uint64_t vouch_ratio = 8;
 // The fields of mail::identify_header: Message-ID and those of header_digest.
 const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
@@ -1582,6 +1584,12 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
     d.own.erase(it);
     if (w.unvouched || w.uids.empty() || !d.condstore() || !d.s->has("ESEARCH")) return none;
     if (w.before && !w.before->tracks_flag_changes) return none;
+    // A few messages added to a large mailbox: the counts over its older messages would cost
+    // this run more than the next run pays to read those few flags (200,000 held, 100 new:
+    // 2.46 s against 1.83 s without the check).
+    std::uint64_t appended = 0;
+    for (const auto& u : w.uids) appended += u.size();
+    if (w.before && appended * vouch_ratio < w.before->messages) return none;
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
     client::select_options so;
