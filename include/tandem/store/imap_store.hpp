@@ -86,7 +86,8 @@ class imap_store final : public store {
     // above the HIGHESTMODSEQ of then), that each appended message is there with exactly its
     // flags, and (with EXISTS) that nothing else is. The SELECT's status is returned:
     // anything later has a higher mod-sequence or UID, and the next run sees it. Any other
-    // change by this run (flags, move, expunge, an append without APPENDUID) says nullopt.
+    // change by this run (flags, move, expunge, an append without APPENDUID), or appends of
+    // fewer than 1/8 of the messages the mailbox held, says nullopt.
     result<std::optional<mailbox_status>> status_after_own_changes(
         const std::string& mailbox) override;
     // Two seconds: Dovecot on loopback committed the APPENDs of a killed run up to 120 ms
