@@ -148,22 +148,31 @@ std::string uid_set::to_string() const {
     return out;
 }
 
-std::vector<std::string> uid_set::split(std::size_t max_bytes) const {
+void uid_set::for_each_piece(
+    std::size_t max_bytes, const std::function<void(std::string_view, std::uint64_t)>& each) const {
     max_bytes = std::max<std::size_t>(max_bytes, 21);
-    std::vector<std::string> out;
     std::string current;
+    std::uint64_t count = 0;
     std::string piece;
     for (const auto& r : ranges_) {
         piece.clear();
         append_range(piece, r);
         if (!current.empty() && current.size() + 1 + piece.size() > max_bytes) {
-            out.push_back(std::move(current));
+            each(current, count);
             current.clear();
+            count = 0;
         }
         if (!current.empty()) current += ',';
         current += piece;
+        count += std::uint64_t{r.last} - r.first + 1;  // as size() counts
     }
-    if (!current.empty()) out.push_back(std::move(current));
+    if (!current.empty()) each(current, count);
+}
+
+std::vector<std::string> uid_set::split(std::size_t max_bytes) const {
+    std::vector<std::string> out;
+    for_each_piece(max_bytes,
+                   [&](std::string_view piece, std::uint64_t) { out.emplace_back(piece); });
     return out;
 }
 

@@ -114,25 +114,6 @@ flag_groups group_flag_changes(std::span<const flag_change> changes) {
     return g;
 }
 
-void for_each_piece(const imap::uid_set& set, std::size_t max_bytes,
-                    const std::function<void(const std::string&, std::uint64_t)>& each) {
-    std::string text;
-    std::uint64_t count = 0;
-    for (const auto& r : set.ranges()) {
-        std::string one = std::to_string(r.first);
-        if (r.last != r.first) one += ":" + std::to_string(r.last);
-        if (!text.empty() && text.size() + 1 + one.size() > max_bytes) {
-            each(text, count);
-            text.clear();
-            count = 0;
-        }
-        if (!text.empty()) text += ',';
-        text += one;
-        count += std::uint64_t(r.last) - r.first + 1;
-    }
-    if (!text.empty()) each(text, count);
-}
-
 std::optional<std::vector<std::string>> flag_mismatch_criteria(
     const std::vector<std::string>& universe, const mail::flag_set& flags) {
     struct system {
@@ -215,6 +196,17 @@ constexpr std::size_t known_uids_limit = 4000;  // a longer QRESYNC known-uids s
 constexpr std::size_t max_flag_groups = 32;
 // ...nor appends of fewer messages than 1/vouch_ratio of those the mailbox held before.
 constexpr std::uint64_t vouch_ratio = 8;
+
+// The index of `f` among the distinct flag sets appended so far, added when new; nullopt
+// when it is new and there are max_flag_groups already.
+std::optional<std::size_t> flag_group(std::vector<mail::flag_set>& groups,
+                                      const mail::flag_set& f) {
+    auto it = std::find(groups.begin(), groups.end(), f);
+    if (it != groups.end()) return static_cast<std::size_t>(it - groups.begin());
+    if (groups.size() >= max_flag_groups) return std::nullopt;
+    groups.push_back(f);
+    return groups.size() - 1;
+}
 // The fields of mail::identify_header: Message-ID and those of header_digest.
 const std::string message_id_item = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM TO CC SUBJECT)]";
 
@@ -447,9 +439,6 @@ struct imap_store::impl {
     std::optional<char> delimiter;
     std::map<std::string, std::string> names;  // canonical -> server (UTF-8) name
     bool no_xguid = false;                     // the server refused FETCH X-GUID
-    // The status of each mailbox in the last listing (by server name), until changes()
-    // uses it to send its commands with the SELECT.
-    std::map<std::string, mailbox_status> listed_status;
     bool no_guess = false;
 
     // ---- this run's own changes (status_after_own_changes)
@@ -463,11 +452,20 @@ struct imap_store::impl {
         std::vector<mail::flag_set> flags;  // each distinct set of flags appended...
         std::vector<imap::uid_set> uids;    // ...and the uids that got it
     };
-    std::map<std::string, mailbox_status> reported;  // by canonical name
-    std::map<std::string, own_writes> own;           // by canonical name
+    // The status this store last reported for each mailbox, by canonical name. `guess`:
+    // it came from the last listing and changes() has not used it yet to send its commands
+    // with the SELECT.
+    struct reported_status {
+        mailbox_status status;
+        bool guess = false;
+    };
+    std::map<std::string, reported_status> reported;
+    std::map<std::string, own_writes> own;  // by canonical name
 
-    void report(const std::string& canonical, const mailbox_status& st) {
-        reported[canonical] = st;
+    void report(const std::string& canonical, const mailbox_status& st, bool listed = false) {
+        auto& r = reported[canonical];
+        r.status = st;
+        r.guess = r.guess || listed;
         own.erase(canonical);
     }
 
@@ -475,7 +473,7 @@ struct imap_store::impl {
         auto [it, fresh] = own.try_emplace(canonical);
         if (fresh) {
             if (auto r = reported.find(canonical); r != reported.end())
-                it->second.before = r->second;
+                it->second.before = r->second.status;
             else
                 it->second.unvouched = true;
         }
@@ -493,17 +491,13 @@ struct imap_store::impl {
     void appended(const std::string& canonical, const mail::flag_set& f, mail::uid u) {
         auto& w = writes(canonical);
         if (w.unvouched) return;
-        auto it = std::find(w.flags.begin(), w.flags.end(), f);
-        if (u == 0 || (it == w.flags.end() && w.flags.size() >= max_flag_groups)) {
+        auto g = u != 0 ? flag_group(w.flags, f) : std::nullopt;
+        if (!g) {
             w.unvouched = true;
             return;
         }
-        if (it == w.flags.end()) {
-            w.flags.push_back(f);
-            w.uids.emplace_back();
-            it = w.flags.end() - 1;
-        }
-        w.uids[static_cast<std::size_t>(it - w.flags.begin())].insert(u);
+        if (*g == w.uids.size()) w.uids.emplace_back();
+        w.uids[*g].insert(u);
     }
 
     bool condstore() const { return s->qresync_enabled() || s->has("CONDSTORE"); }
@@ -716,7 +710,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         delimiter_known = true;
     }
     names.clear();
-    listed_status.clear();
+    for (auto& [name, r] : reported) r.guess = false;
     std::vector<mailbox_entry> out;
     std::vector<std::string> raw;  // the wire name of out[i]
     const std::string& selected = s->selected();
@@ -742,8 +736,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         // RFC 9051 6.3.11: the status of the selected mailbox may be stale; left out.
         if (m.selectable && e.status && e.name != selected) {
             m.status = status_of(*e.status);
-            listed_status[e.name] = *m.status;
-            report(*canonical, *m.status);
+            report(*canonical, *m.status, true);
         }
         out.push_back(std::move(m));
         raw.push_back(e.raw_name);
@@ -783,8 +776,7 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
         }
         if (auto it = got.find(i); it != got.end()) {
             out[i].status = status_of(it->second);
-            listed_status[names[out[i].name]] = *out[i].status;
-            report(out[i].name, *out[i].status);
+            report(out[i].name, *out[i].status, true);
         }
     }
     return out;
@@ -958,11 +950,10 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     // nothing but an answer ignored, unless the tier differs (then all is asked again).
     std::optional<plan> guess;
     if (!no_guess) {
-        if (auto it = listed_status.find(*srv); it != listed_status.end()) {
-            view v{it->second.uidvalidity, it->second.uidnext, it->second.highestmodseq,
-                   it->second.messages};
-            listed_status.erase(it);  // used once: later calls in the run see their own changes
-            guess = plan_for(v);
+        if (auto it = reported.find(mailbox); it != reported.end() && it->second.guess) {
+            const auto& st = it->second.status;
+            it->second.guess = false;  // used once: later calls in the run see their own changes
+            guess = plan_for(view{st.uidvalidity, st.uidnext, st.highestmodseq, st.messages});
         }
     }
     c.full_filter = guess && guess->t != tier::listing;
@@ -1276,17 +1267,9 @@ class imap_store::streaming_append final : public appender {
     // The flags of each message by the index of its distinct set: a first sync of 200,000
     // messages holds one byte per message, not 200,000 flag sets.
     void note_flags(const mail::flag_set& f) {
-        auto it = std::find(groups_.begin(), groups_.end(), f);
-        if (it == groups_.end()) {
-            if (groups_.size() >= max_flag_groups) {
-                too_many_groups_ = true;
-                group_.push_back(0);
-                return;
-            }
-            groups_.push_back(f);
-            it = groups_.end() - 1;
-        }
-        group_.push_back(static_cast<std::uint8_t>(it - groups_.begin()));
+        auto g = flag_group(groups_, f);
+        if (!g) too_many_groups_ = true;
+        group_.push_back(static_cast<std::uint8_t>(g.value_or(0)));
     }
 
     result<void> send() {
@@ -1668,13 +1651,12 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
             differs = true;
             break;
         }
-        detail::for_each_piece(w.uids[g], max_set_bytes,
-                               [&](const std::string& set, std::uint64_t count) {
-                                   ask({"UID", set}, count);
-                                   std::vector<std::string> differ{"UID", set};
-                                   differ.insert(differ.end(), mismatch->begin(), mismatch->end());
-                                   ask(std::move(differ), 0);
-                               });
+        w.uids[g].for_each_piece(max_set_bytes, [&](std::string_view set, std::uint64_t count) {
+            ask({"UID", std::string(set)}, count);
+            std::vector<std::string> differ{"UID", std::string(set)};
+            differ.insert(differ.end(), mismatch->begin(), mismatch->end());
+            ask(std::move(differ), 0);
+        });
     }
     settle(0);
     if (first_error) return *first_error;

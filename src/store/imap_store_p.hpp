@@ -49,11 +49,6 @@ std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::st
                                          const std::vector<std::string>& distinct,
                                          const std::vector<std::vector<mail::uid>>& found);
 
-// The set in sequence-set pieces of at most max_bytes (a range longer than that alone),
-// ascending, each with the number of uids it holds.
-void for_each_piece(const imap::uid_set& set, std::size_t max_bytes,
-                    const std::function<void(const std::string&, std::uint64_t)>& each);
-
 // SEARCH criteria, as tokens, that match a message whose flags differ from `flags` in a
 // system flag, a keyword of `universe` (the mailbox's FLAGS, RFC 9051 7.3.5: every keyword
 // in use there) or a keyword of `flags`: `OR UNSEEN OR FLAGGED ... KEYWORD $Junk`. \Recent

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <limits>
@@ -73,6 +74,10 @@ class uid_set {
     // least 21, the longest single range "4294967294:4294967295"), covering the set in
     // ascending order. Empty set: no strings.
     std::vector<std::string> split(std::size_t max_bytes) const;
+    // The same pieces, one at a time, each with the number of UIDs it holds: a caller that
+    // sends them as it goes holds one piece, not the whole set in text.
+    void for_each_piece(std::size_t max_bytes,
+                        const std::function<void(std::string_view, std::uint64_t)>& each) const;
 
     // Iterates over every UID in ascending order.
     class const_iterator {

@@ -83,22 +83,6 @@ std::string joined(const std::optional<std::vector<std::string>>& tokens) {
     return out;
 }
 
-TEST(imap_store_vouch, pieces_of_a_set_stay_short_and_count_their_uids) {
-    imap::uid_set set{{1, 3}, {10, 10}, {12, 20}, {100, 100}};
-    std::vector<std::pair<std::string, std::uint64_t>> got;
-    for_each_piece(set, 8, [&](const std::string& s, std::uint64_t n) { got.emplace_back(s, n); });
-    // "1:3,10" is 6 bytes; ",12:20" would make 12.
-    EXPECT_EQ(got, (std::vector<std::pair<std::string, std::uint64_t>>{
-                       {"1:3,10", 4}, {"12:20", 9}, {"100", 1}}));
-    got.clear();
-    for_each_piece(set, 1000,
-                   [&](const std::string& s, std::uint64_t n) { got.emplace_back(s, n); });
-    EXPECT_EQ(got, (std::vector<std::pair<std::string, std::uint64_t>>{{"1:3,10,12:20,100", 14}}));
-    got.clear();
-    for_each_piece({}, 8, [&](const std::string& s, std::uint64_t n) { got.emplace_back(s, n); });
-    EXPECT_TRUE(got.empty());
-}
-
 TEST(imap_store_vouch, flag_mismatch_names_every_system_flag_and_keyword_once) {
     const std::vector<std::string> universe{"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
                                             "\\Draft",    "\\Recent",  "$Junk",     "todo"};

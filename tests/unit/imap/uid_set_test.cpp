@@ -172,5 +172,27 @@ TEST(uid_set, split_edge_cases) {
     EXPECT_EQ(exact.split(21), std::vector<std::string>{"1,3,5"});
 }
 
+TEST(uid_set, pieces_come_one_at_a_time_with_the_number_of_uids_each_holds) {
+    uid_set set{{1, 3}, {10, 10}, {12, 20}, {100, 100}};
+    std::vector<std::pair<std::string, std::uint64_t>> got;
+    auto collect = [&](std::string_view s, std::uint64_t n) { got.emplace_back(s, n); };
+    // "1:3,10" is 6 bytes; ",12:20" would make 12. A limit below 21 is raised to 21.
+    set.for_each_piece(21, collect);
+    EXPECT_EQ(got, (std::vector<std::pair<std::string, std::uint64_t>>{{"1:3,10,12:20,100", 14}}));
+    uid_set longer{{1, 3}, {1000000, 1000000}, {1000002, 1000020}, {3000000, 3000000}};
+    got.clear();
+    longer.for_each_piece(21, collect);
+    // "1:3,1000000" is 11 bytes; ",1000002:1000020" would make 27, ",3000000" 23.
+    EXPECT_EQ(got, (std::vector<std::pair<std::string, std::uint64_t>>{
+                       {"1:3,1000000", 4}, {"1000002:1000020", 19}, {"3000000", 1}}));
+    got.clear();
+    uid_set{}.for_each_piece(21, collect);
+    EXPECT_TRUE(got.empty());
+    // The same pieces as split() gives.
+    std::vector<std::string> texts;
+    longer.for_each_piece(21, [&](std::string_view s, std::uint64_t) { texts.emplace_back(s); });
+    EXPECT_EQ(texts, longer.split(21));
+}
+
 }  // namespace
 }  // namespace tandem::imap
