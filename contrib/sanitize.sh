@@ -8,11 +8,12 @@
 #
 #   contrib/sanitize.sh               # everything
 #   contrib/sanitize.sh -L unit       # only the unit tests (any ctest selection works)
-#   BUILD=/tmp/asan JOBS=4 contrib/sanitize.sh
+#   BUILD=/tmp/asan JOBS=4 TEST_JOBS=8 contrib/sanitize.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build-asan}
-jobs=${JOBS:-2}
+jobs=${JOBS:-2}             # compilers at a time
+test_jobs=${TEST_JOBS:-4}   # tests at a time: they mostly wait (see contrib/test.sh)
 
 # Warnings are the -Werror build's business: with the sanitizers' instrumentation GCC 12
 # reports false "may be used uninitialized" in <regex> and <functional>. -O1 with line
@@ -31,9 +32,9 @@ mkdir -p "$build/Testing/Temporary"
     cp tests/ctest-cost-data.txt "$build/Testing/Temporary/CTestCostData.txt"
 cd "$build"
 if [ $# -gt 0 ]; then
-    ctest --output-on-failure -j"$jobs" --timeout 1200 "$@"
+    ctest --output-on-failure -j"$test_jobs" --timeout 1200 "$@"
 else
     # The benchmark's smoke run checks the benchmark, not tandem's memory: left to the
     # main build.
-    ctest --output-on-failure -j"$jobs" --timeout 1200 -L 'unit|dovecot' -E '^bench_smoke$'
+    ctest --output-on-failure -j"$test_jobs" --timeout 1200 -L 'unit|dovecot' -E '^bench_smoke$'
 fi
