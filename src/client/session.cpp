@@ -148,6 +148,14 @@ struct session::impl {
     imap::wire_options wire;
     std::uint64_t next_tag = 1;
     std::deque<std::shared_ptr<pending>> inflight;
+    // A LIST sent by list_ahead() whose answer list() has not taken yet.
+    struct listing {
+        std::string pattern;
+        std::string tag;
+        std::vector<list_entry> entries;
+        std::map<std::string, imap::status_data> statuses;
+    };
+    std::shared_ptr<listing> ahead;
     std::map<std::string, std::shared_ptr<pending>> finished;
     std::deque<out_item> outq;
     bool granted = false;  // a `+` arrived for the literal at the front of outq
@@ -786,7 +794,7 @@ result<std::string> session::wire_name(std::string_view name) const {
     return impl_->wire_name(name);
 }
 
-result<std::vector<list_entry>> session::list(std::string_view pattern) {
+result<void> session::list_ahead(std::string_view pattern) {
     auto& p = *impl_;
     imap::cmd::list_options opts;
     if (p.has("LIST-STATUS")) {
@@ -795,15 +803,17 @@ result<std::vector<list_entry>> session::list(std::string_view pattern) {
     }
     if (p.has("SPECIAL-USE") && (p.has("LIST-EXTENDED") || p.has("LIST-STATUS")))
         opts.return_special_use = true;
-    std::vector<list_entry> entries;
-    std::map<std::string, imap::status_data> statuses;
-    auto c = p.run(imap::cmd::list("", pattern, opts), [&](imap::response& r) {
+    // The answer lands in a listing of its own, held here until list() takes it.
+    auto listing = std::make_shared<impl::listing>();
+    listing->pattern = pattern;
+    const bool utf8 = p.enabled.count("UTF8=ACCEPT") != 0;
+    auto tag = p.send(imap::cmd::list("", pattern, opts), [listing, utf8](imap::response& r) {
         if (auto* l = std::get_if<imap::list_data>(&r); l && !l->lsub) {
             list_entry e;
             e.raw_name = l->mailbox;
             e.delimiter = l->delimiter;
             e.attributes = l->attributes;
-            if (p.enabled.count("UTF8=ACCEPT")) {
+            if (utf8) {
                 e.name = l->mailbox;
             } else if (auto d = imap::utf7_decode(l->mailbox)) {
                 e.name = std::move(*d);
@@ -811,19 +821,32 @@ result<std::vector<list_entry>> session::list(std::string_view pattern) {
                 e.name = l->mailbox;
                 e.name_decoded = false;
             }
-            entries.push_back(std::move(e));
+            listing->entries.push_back(std::move(e));
             return true;
         }
         if (auto* s = std::get_if<imap::status_data>(&r)) {
-            statuses[s->mailbox] = *s;
+            listing->statuses[s->mailbox] = *s;
             return true;
         }
         return false;
     });
+    if (!tag) return tag.error();
+    listing->tag = *tag;
+    p.ahead = std::move(listing);
+    return flush();
+}
+
+result<std::vector<list_entry>> session::list(std::string_view pattern) {
+    auto& p = *impl_;
+    if (!p.ahead || p.ahead->pattern != pattern)
+        if (auto r = list_ahead(pattern); !r) return r.error();
+    auto listing = std::exchange(p.ahead, nullptr);
+    auto c = p.wait(listing->tag);
     if (!c) return c.error();
-    for (auto& e : entries)
-        if (auto it = statuses.find(e.raw_name); it != statuses.end()) e.status = it->second;
-    return entries;
+    for (auto& e : listing->entries)
+        if (auto it = listing->statuses.find(e.raw_name); it != listing->statuses.end())
+            e.status = it->second;
+    return std::move(listing->entries);
 }
 
 result<imap::status_data> session::status(std::string_view mailbox,

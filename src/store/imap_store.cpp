@@ -786,6 +786,11 @@ result<std::vector<mailbox_entry>> imap_store::list() {
     return impl_->list();
 }
 
+bool imap_store::list_ahead() {
+    (void)impl_->s->list_ahead("*");  // a failure shows again in list()
+    return true;
+}
+
 result<mailbox_status> imap_store::status(const std::string& mailbox) {
     auto& d = *impl_;
     auto srv = d.server_name(mailbox);

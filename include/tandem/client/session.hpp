@@ -254,6 +254,10 @@ class session {
     // LIST "" pattern, with LIST-STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]) and
     // SPECIAL-USE when offered.
     result<std::vector<list_entry>> list(std::string_view pattern = "*");
+    // Sends that LIST now and returns without its answer, which the next list() of the
+    // same pattern reads: the server works on it while the caller does something else,
+    // such as listing another account (a listing can take a server half a second).
+    result<void> list_ahead(std::string_view pattern = "*");
     result<imap::status_data> status(std::string_view mailbox,
                                      const std::vector<std::string>& items = {"MESSAGES", "UIDNEXT",
                                                                               "UIDVALIDITY"});

@@ -52,6 +52,7 @@ class imap_store final : public store {
     // one flight. The mailbox selected at the time gets no status (RFC 9051 6.3.11: STATUS of
     // the selected mailbox may be stale): ask status() for it.
     result<std::vector<mailbox_entry>> list() override;
+    bool list_ahead() override;
     result<mailbox_status> status(const std::string& mailbox) override;
     // The status returned is the one of the SELECT (HIGHESTMODSEQ as of its tagged OK, RFC
     // 7162 6), so that anything that happens later shows up again in the next run. Updates

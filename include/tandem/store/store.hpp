@@ -131,6 +131,9 @@ class store {
     virtual const std::string& last_error() const = 0;
 
     virtual result<std::vector<mailbox_entry>> list() = 0;
+    // Starts the listing that the next list() returns, so that two stores list at the same
+    // time: an IMAP store sends its LIST and returns true. Errors show in list().
+    virtual bool list_ahead() { return false; }
     virtual result<mailbox_status> status(const std::string& mailbox) = 0;
     virtual result<mailbox_changes> changes(const std::string& mailbox,
                                             const known_state& known) = 0;

@@ -460,6 +460,61 @@ TEST_P(session_test, list_status_create_rename_delete_with_utf8_names) {
     EXPECT_FALSE(s->last_error().text.empty());
 }
 
+// list_ahead() sends the LIST at once; list() then reads that answer instead of asking
+// again, and a list() of another pattern asks for its own.
+TEST_P(session_test, a_listing_sent_ahead_is_read_by_the_next_list) {
+    std::mutex m;
+    std::string trace;
+    auto ep = make_endpoint();
+    ep.trace = [&](trace_direction d, std::string_view line) {
+        std::lock_guard lock(m);
+        trace += d == trace_direction::client   ? "C: "
+                 : d == trace_direction::server ? "S: "
+                                                : "I: ";
+        trace += line;
+        trace += "\n";
+    };
+    auto opened = session::connect(ep);
+    ASSERT_TRUE(opened);
+    auto& s = *opened;
+    std::string box = fresh_mailbox(*s);
+    ASSERT_TRUE(s->create(box + "/one"));
+    auto plain = s->list(box + "*");
+    ASSERT_TRUE(plain);
+    ASSERT_EQ(plain->size(), 2u);
+
+    auto lists_sent = [&] {
+        std::lock_guard lock(m);
+        std::size_t n = 0;
+        for (auto at = trace.find(" LIST \"\" "); at != std::string::npos;
+             at = trace.find(" LIST \"\" ", at + 1))
+            ++n;
+        return n;
+    };
+    ASSERT_EQ(lists_sent(), 1u);
+    ASSERT_TRUE(s->list_ahead(box + "*"));
+    EXPECT_EQ(lists_sent(), 2u) << trace;  // sent before list() is called
+    auto ahead = s->list(box + "*");
+    ASSERT_TRUE(ahead) << s->last_error().describe();
+    EXPECT_EQ(lists_sent(), 2u) << trace;  // read, not asked again
+    ASSERT_EQ(ahead->size(), plain->size());
+    for (std::size_t i = 0; i < ahead->size(); ++i) {
+        EXPECT_EQ((*ahead)[i].name, (*plain)[i].name);
+        ASSERT_EQ((*ahead)[i].status.has_value(), (*plain)[i].status.has_value());
+        if ((*ahead)[i].status) {
+            EXPECT_EQ((*ahead)[i].status->uidnext, (*plain)[i].status->uidnext);
+        }
+    }
+
+    // Ahead for one pattern, then a list() of another: the second gets its own answer.
+    ASSERT_TRUE(s->list_ahead(box + "*"));
+    auto only_child = s->list(box + "/one");
+    ASSERT_TRUE(only_child) << s->last_error().describe();
+    ASSERT_EQ(only_child->size(), 1u);
+    EXPECT_EQ((*only_child)[0].name, box + "/one");
+    ASSERT_TRUE(s->noop());  // the session is still in step
+}
+
 TEST_P(session_test, the_trace_never_shows_the_password) {
     if (GetParam().how == mode::tunnel) return;  // no login over the tunnel
     std::mutex m;

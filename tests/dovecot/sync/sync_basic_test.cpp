@@ -81,6 +81,17 @@ void first_sync_then_nothing(channel_under_test& c, bool condstore = true) {
         EXPECT_FALSE(contains(r2.err, " SELECT ") || contains(r2.err, " EXAMINE "))
             << r2.describe();
     }
+    // Two accounts list at the same time: both LISTs go out before either answer is read.
+    if (c.b_imap()) {
+        const auto first_list = r2.err.find("] C: T");
+        const auto first_answer = r2.err.find(" OK List completed");
+        ASSERT_NE(first_answer, std::string::npos) << r2.describe();
+        std::size_t lists_sent = 0;
+        for (auto at = r2.err.find(" LIST \"\" ", first_list);
+             at != std::string::npos && at < first_answer; at = r2.err.find(" LIST \"\" ", at + 1))
+            ++lists_sent;
+        EXPECT_EQ(lists_sent, 2u) << r2.describe();
+    }
     EXPECT_EQ(server_marks(c.server(), c.user_a()), marks_a);
     if (c.b_imap()) {
         EXPECT_EQ(server_marks(c.server(), c.user_b()), marks_b);
