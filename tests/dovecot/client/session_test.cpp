@@ -95,6 +95,20 @@ class session_test : public ::testing::TestWithParam<mode> {
         return std::move(*s);
     }
 
+    // An endpoint whose trace lines ("C: ...", "S: ...", "I: ...") are added to `trace`.
+    endpoint traced_endpoint(std::mutex& m, std::string& trace) const {
+        auto ep = make_endpoint();
+        ep.trace = [&m, &trace](trace_direction d, std::string_view line) {
+            std::lock_guard lock(m);
+            trace += d == trace_direction::client   ? "C: "
+                     : d == trace_direction::server ? "S: "
+                                                    : "I: ";
+            trace += line;
+            trace += "\n";
+        };
+        return ep;
+    }
+
     // A mailbox of the test's own, so that tests sharing the server do not meet.
     std::string fresh_mailbox(session& s) const {
         std::string name = std::string("box-") + GetParam().name + "-" +
@@ -465,15 +479,7 @@ TEST_P(session_test, list_status_create_rename_delete_with_utf8_names) {
 TEST_P(session_test, a_listing_sent_ahead_is_read_by_the_next_list) {
     std::mutex m;
     std::string trace;
-    auto ep = make_endpoint();
-    ep.trace = [&](trace_direction d, std::string_view line) {
-        std::lock_guard lock(m);
-        trace += d == trace_direction::client   ? "C: "
-                 : d == trace_direction::server ? "S: "
-                                                : "I: ";
-        trace += line;
-        trace += "\n";
-    };
+    auto ep = traced_endpoint(m, trace);
     auto opened = session::connect(ep);
     ASSERT_TRUE(opened);
     auto& s = *opened;
@@ -519,15 +525,7 @@ TEST_P(session_test, the_trace_never_shows_the_password) {
     if (GetParam().how == mode::tunnel) return;  // no login over the tunnel
     std::mutex m;
     std::string trace;
-    auto ep = make_endpoint();
-    ep.trace = [&](trace_direction d, std::string_view line) {
-        std::lock_guard lock(m);
-        trace += d == trace_direction::client   ? "C: "
-                 : d == trace_direction::server ? "S: "
-                                                : "I: ";
-        trace += line;
-        trace += "\n";
-    };
+    auto ep = traced_endpoint(m, trace);
     for (auto mech : {auth_mechanism::login, auth_mechanism::plain}) {
         ep.auth = mech;
         auto s = session::connect(ep);
