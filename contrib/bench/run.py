@@ -20,8 +20,8 @@ work directory, writes the tool's configuration and runs the scenarios in order:
 
 The change before a sync is untimed and the same for every tool (seeded by round and
 scenario). Every sync is timed (wall clock around a blocking wait4; user+sys CPU and peak
-RSS of the tool and the children it waited for; busy CPU of the machine, Dovecot
-included) and then verified: per folder, the target (a Maildir, or the "dst" account)
+RSS of the tool and the children it waited for, which never include the tunnel's Dovecot
+(started detached); busy CPU of the machine, Dovecot included) and then verified: per folder, the target (a Maildir, or the "dst" account)
 must hold as many messages, and as many of them \\Seen, \\Flagged, \\Answered, \\Draft
 and \\Deleted, as the server. Protocol bytes come from Dovecot's logout lines.
 Raw records go to RESULTS.jsonl (--out), the tables to RESULTS.md and stdout. The exit
@@ -112,7 +112,11 @@ class Server:
             subprocess.run([os.path.join(HERE, "dovecot.sh"), "down", self.dir], check=False)
 
     def tunnel(self, user):
-        return "%s tunnel %s %s" % (os.path.join(HERE, "dovecot.sh"), self.dir, user)
+        # setsid -f: the tunnel's imap is no tool's child, so its CPU and memory count in
+        # no tool's figures. wait4 adds a reaped child's usage to its parent's, and the
+        # tools differ: tandem reaps its tunnel, interimap leaves it to exit on its own.
+        # The machine's busy CPU still counts it, for every tool alike.
+        return "setsid -f %s tunnel %s %s" % (os.path.join(HERE, "dovecot.sh"), self.dir, user)
 
     def fingerprint(self):
         out = subprocess.run(["openssl", "x509", "-in", self.cert, "-noout", "-fingerprint",
