@@ -8,7 +8,6 @@
 #include "tandem/store/store.hpp"
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <span>
 #include <string>
