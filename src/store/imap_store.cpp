@@ -293,6 +293,22 @@ class spool_sink final : public imap::body_sink {
     spooled out_;
 };
 
+// A body kept in memory, written as its bytes arrive.
+class memory_sink final : public imap::body_sink {
+  public:
+    memory_sink(std::map<std::uint32_t, std::string>& done, std::uint32_t seq, std::uint64_t size)
+        : done_(done), seq_(seq) {
+        data_.reserve(static_cast<std::size_t>(size));
+    }
+    void write(std::span<const char> piece) override { data_.append(piece.data(), piece.size()); }
+    void finish() override { done_[seq_] = std::move(data_); }
+
+  private:
+    std::map<std::uint32_t, std::string>& done_;
+    std::uint32_t seq_;
+    std::string data_;
+};
+
 void remove_file(const std::filesystem::path& p) {
     std::error_code ec;
     if (!p.empty()) std::filesystem::remove(p, ec);
@@ -662,7 +678,8 @@ result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& 
     }
     p->options = std::move(options);
     client::endpoint e = ep;
-    e.body_sink_min_size = p->options.spool_threshold;  // the only bodies fetch() spools
+    // The only bodies that fetch() takes from the parser as they come.
+    e.body_sink_min_size = std::min(p->options.direct_threshold, p->options.spool_threshold);
     if (!e.trace && logger.enabled(log::level::trace)) {
         // Client lines come redacted from the command builder: no secret reaches the log.
         e.trace = [logger, d = p->description](client::trace_direction dir, std::string_view line) {
@@ -1144,11 +1161,15 @@ result<void> imap_store::fetch(
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
 
-    std::map<std::uint32_t, spooled> done;  // by sequence number
+    std::map<std::uint32_t, spooled> done;           // by sequence number
+    std::map<std::uint32_t, std::string> in_memory;  // by sequence number
     const auto threshold = d.options.spool_threshold;
+    const auto direct = std::min(d.options.direct_threshold, threshold);
     const auto dir = d.options.spool_dir;
     auto bodies = [&](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
-        if (ctx.size < threshold || !ctx.section.empty() || ctx.origin) return nullptr;
+        if (ctx.size < direct || !ctx.section.empty() || ctx.origin) return nullptr;
+        if (ctx.size < threshold)
+            return std::make_unique<memory_sink>(in_memory, ctx.seq, ctx.size);
         return std::make_unique<spool_sink>(dir, done, ctx.seq);
     };
     std::optional<error_code> deliver_error;
@@ -1161,7 +1182,11 @@ result<void> imap_store::fetch(
         });
         if (b == f.bodies.end() || b->nil) return;  // a flag update, not our answer
         message_body body;
-        if (b->streamed) {
+        if (auto m = in_memory.find(f.seq); b->streamed && m != in_memory.end()) {
+            body.size = m->second.size();
+            body.data = std::move(m->second);
+            in_memory.erase(m);
+        } else if (b->streamed) {
             auto it = done.find(f.seq);
             if (it == done.end()) return;
             spooled sp = std::move(it->second);

@@ -26,6 +26,11 @@ struct imap_store_options {
     // hands them out as temporary files). Empty: $TMPDIR, else /tmp.
     std::filesystem::path spool_dir;
     std::uint64_t spool_threshold = 1024 * 1024;
+    // Bodies from this size up to spool_threshold go from the socket's reads straight into
+    // their own string, not through the parser's copy of the response first (one copy of
+    // the message less at the peak). Smaller ones are not worth the parser's search for
+    // which body a literal is.
+    std::uint64_t direct_threshold = 64 * 1024;
 };
 
 class imap_store final : public store {

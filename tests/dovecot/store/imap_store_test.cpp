@@ -54,6 +54,13 @@ std::string big_message(std::string_view subject, std::size_t bytes) {
     return m;
 }
 
+// A message of exactly `bytes` bytes (at least a header's worth).
+std::string message_of_size(std::string_view subject, std::size_t bytes) {
+    std::string m = big_message(subject, bytes);
+    m.resize(bytes - 2);
+    return m + "\r\n";
+}
+
 struct captured_log {
     std::mutex m;
     std::vector<std::string> lines;
@@ -695,6 +702,43 @@ TEST_F(imap_store_test, uidvalidity_change_gives_a_complete_listing) {
     EXPECT_EQ(second->messages[0].content_key, first->messages[0].content_key);
     EXPECT_EQ(second->messages[1].content_key, first->messages[1].content_key);
     EXPECT_EQ(second->messages[1].flags, flags({"\\Seen"}));
+}
+
+// Bodies between imap_store_options::direct_threshold and spool_threshold reach their own
+// string as they arrive (a sink of the parser); smaller ones through the parsed response.
+TEST_F(imap_store_test, bodies_of_every_size_class_are_fetched_byte_for_byte_in_memory) {
+    test::create_mailbox(*server_, "alice", "Sizes");
+    imap_store_options o;
+    o.direct_threshold = 64 * 1024;
+    o.spool_threshold = 1024 * 1024;
+    auto s = open({}, o);
+    ASSERT_TRUE(s);
+    std::vector<std::string> bodies{
+        test::make_message("tiny"), message_of_size("just under", 64 * 1024 - 1),
+        message_of_size("at the threshold", 64 * 1024), message_of_size("middle", 300 * 1024 + 5),
+        message_of_size("just under the spool", 1024 * 1024 - 1)};
+    std::vector<outgoing_message> msgs(bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        msgs[i].body.data = bodies[i];
+        msgs[i].body.size = bodies[i].size();
+    }
+    auto uids = s->append("Sizes", std::move(msgs));
+    ASSERT_TRUE(uids) << s->last_error();
+    ASSERT_EQ(uids->size(), bodies.size());
+    std::map<mail::uid, message_body> got;
+    auto r = s->fetch("Sizes", *uids, [&](mail::uid u, message_body&& b) {
+        got[u] = std::move(b);
+        return result<void>();
+    });
+    ASSERT_TRUE(r) << s->last_error();
+    ASSERT_EQ(got.size(), bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        const auto& b = got[(*uids)[i]];
+        EXPECT_TRUE(b.file.empty()) << i;
+        EXPECT_FALSE(b.temporary) << i;
+        EXPECT_EQ(b.size, bodies[i].size()) << i;
+        EXPECT_TRUE(b.data == bodies[i]) << "body " << i << " differs";
+    }
 }
 
 TEST_F(imap_store_test, append_then_fetch_byte_for_byte_with_a_spooled_3_mb_message) {
