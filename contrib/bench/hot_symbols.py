@@ -105,7 +105,7 @@ def main():
         raise SystemExit("no callgrind output names a function of %s" % binary)
     names = order(runs)
     with open(args.out, "w") as f:
-        f.write("# tandem's functions that the benchmark's runs call, the most used first.\n")
+        f.write("# tandem's functions that the benchmark's runs call, those of short runs first\n")
         f.write("# Written by contrib/bench/hot_symbols.py (%d runs: %s on %s, %s).\n" % (
             len(runs), args.scenarios, args.corpus, args.tools))
         for name in names:
