@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -383,8 +384,7 @@ void run::collect(mailbox_work& w) {
     const std::array<side, 2> order = messages_of(side::b) < messages_of(side::a)
                                           ? std::array<side, 2>{side::b, side::a}
                                           : std::array<side, 2>{side::a, side::b};
-    for (side s : order) {
-        if (!w.entry[s] || !changed[s]) continue;
+    auto known_of = [&](side s) {
         const side o = mail::opposite(s);
         store::known_state known;
         known.want_keys =
@@ -405,8 +405,13 @@ void run::collect(mailbox_work& w) {
         // A mailbox missing on the other side needs a full listing: the planner must know
         // whether this side holds anything unsynced before it removes or re-creates.
         known.full = full;
-        auto changes = st(s).changes(w.name, known);
-        if (!changes) return fail(w, "reading the changes of", s, changes.error());
+        return known;
+    };
+    auto take = [&](side s, result<store::mailbox_changes>& changes) {
+        if (!changes) {
+            fail(w, "reading the changes of", s, changes.error());
+            return false;
+        }
         w.collected[s] = true;
         w.status[s] = changes->status;
         auto& rep = in.sides[s];
@@ -415,6 +420,27 @@ void run::collect(mailbox_work& w) {
         rep.messages = std::move(changes->messages);
         rep.vanished = std::move(changes->vanished);
         if (rep.uidvalidity_changed) everything = true;
+        return true;
+    };
+    // Both sides changed since a sync that went well: their stores answer at the same time
+    // (each SELECT of a 200,000-message mailbox takes Dovecot 0.15-0.7 s). Otherwise one
+    // after the other: the second side's listing depends on what the first one held.
+    const bool at_once =
+        w.state && !full && w.entry.a && w.entry.b && changed.a && changed.b &&
+        !(st(side::a).changes_use_the_journal() && st(side::b).changes_use_the_journal());
+    if (at_once) {
+        per_side<store::known_state> known{known_of(side::a), known_of(side::b)};
+        auto second = std::async(std::launch::async,
+                                 [&] { return st(order[1]).changes(w.name, known[order[1]]); });
+        auto first = st(order[0]).changes(w.name, known[order[0]]);
+        auto later = second.get();
+        if (!take(order[0], first) || !take(order[1], later)) return;
+    } else {
+        for (side s : order) {
+            if (!w.entry[s] || !changed[s]) continue;
+            auto changes = st(s).changes(w.name, known_of(s));
+            if (!take(s, changes)) return;
+        }
     }
     if (auto r = read_records(w, everything, counted); !r)
         return fail(w, "reading the journal for", side::a, r.error());

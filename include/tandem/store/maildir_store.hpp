@@ -85,6 +85,7 @@ class maildir_store final : public store {
                       const mail::flag_set& flags) override;
     bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override;
     bool wants_synced_flags() const override { return true; }
+    bool changes_use_the_journal() const override { return true; }
     result<void> set_flags(const std::string& mailbox,
                            std::span<const flag_change> changes) override;
     result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,

@@ -178,6 +178,10 @@ class store {
     // Whether changes() can use known_state::synced_flags (it lists every message to find
     // what changed); the engine reads them from the records only for such a store.
     virtual bool wants_synced_flags() const { return false; }
+    // Whether changes() reads or writes the journal (a Maildir keeps its UIDs there). The
+    // engine asks both sides at once only when at most one of them does: the journal is
+    // used by one thread at a time.
+    virtual bool changes_use_the_journal() const { return false; }
     // Whether `mailbox` can carry `keyword` at all. A keyword that a record has and a
     // message lacks was removed on this side only if the side could hold it: a Maildir
     // folder whose dovecot-keywords has no letter for it never could (26 at most).

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// The engine asks both sides for their changes at the same time when both changed since a
+// sync that went well (run::collect): two IMAP stores over Dovecot, each wrapped in a store
+// whose changes() waits at a gate until the other side's call has begun too.
+#include "support/dovecot.hpp"
+#include "support/imap_script.hpp"
+#include "support/temp_dir.hpp"
+#include "tandem/journal/journal.hpp"
+#include "tandem/store/imap_store.hpp"
+#include "tandem/sync/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace tandem::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Counts the changes() calls in progress on both sides; a call waits (up to `patience`) for
+// the other side's to begin.
+struct gate {
+    std::mutex m;
+    std::condition_variable cv;
+    int inside = 0;
+    int most_inside = 0;
+    int calls = 0;
+    std::chrono::milliseconds patience{3000};
+
+    void enter() {
+        std::unique_lock g(m);
+        ++calls;
+        most_inside = std::max(most_inside, ++inside);
+        cv.notify_all();
+        cv.wait_for(g, patience, [&] { return inside >= 2; });
+    }
+    void leave() {
+        std::lock_guard g(m);
+        --inside;
+    }
+};
+
+// Every call goes to `inner`; changes() passes the gate first.
+class gated_store final : public store {
+  public:
+    gated_store(store& inner, gate& g, bool uses_journal)
+        : inner_(inner), gate_(g), uses_journal_(uses_journal) {}
+
+    std::string describe() const override { return inner_.describe(); }
+    const std::string& last_error() const override { return inner_.last_error(); }
+    result<std::vector<mailbox_entry>> list() override { return inner_.list(); }
+    bool list_ahead() override { return inner_.list_ahead(); }
+    result<mailbox_status> status(const std::string& mailbox) override {
+        return inner_.status(mailbox);
+    }
+    result<mailbox_changes> changes(const std::string& mailbox, const known_state& known) override {
+        gate_.enter();
+        auto r = inner_.changes(mailbox, known);
+        gate_.leave();
+        return r;
+    }
+    result<void> fetch(
+        const std::string& mailbox, std::span<const mail::uid> uids,
+        const std::function<result<void>(mail::uid, message_body&&)>& deliver) override {
+        return inner_.fetch(mailbox, uids, deliver);
+    }
+    result<std::vector<mail::uid>> append(const std::string& mailbox,
+                                          std::vector<outgoing_message>&& messages) override {
+        return inner_.append(mailbox, std::move(messages));
+    }
+    result<std::unique_ptr<appender>> begin_append(const std::string& mailbox) override {
+        return inner_.begin_append(mailbox);
+    }
+    result<void> set_flags(const std::string& mailbox,
+                           std::span<const flag_change> changes) override {
+        return inner_.set_flags(mailbox, changes);
+    }
+    result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,
+                                        const std::string& to) override {
+        return inner_.move(from, uids, to);
+    }
+    result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) override {
+        return inner_.expunge(mailbox, uids);
+    }
+    result<std::optional<mailbox_status>> status_after_own_changes(
+        const std::string& mailbox) override {
+        return inner_.status_after_own_changes(mailbox);
+    }
+    void expect_flags(const std::string& mailbox, mail::uid uid,
+                      const mail::flag_set& flags) override {
+        inner_.expect_flags(mailbox, uid, flags);
+    }
+    bool wants_synced_flags() const override { return inner_.wants_synced_flags(); }
+    bool changes_use_the_journal() const override { return uses_journal_; }
+    bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override {
+        return inner_.keeps_keyword(mailbox, keyword);
+    }
+    std::chrono::milliseconds late_write_window() const override {
+        return inner_.late_write_window();
+    }
+    result<void> create(const std::string& mailbox) override { return inner_.create(mailbox); }
+    result<void> remove(const std::string& mailbox) override { return inner_.remove(mailbox); }
+
+  private:
+    store& inner_;
+    gate& gate_;
+    bool uses_journal_;
+};
+
+class collect_at_once : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { server_ = new test::dovecot(); }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+
+    std::unique_ptr<imap_store> open(const std::string& user) {
+        client::endpoint ep;
+        ep.tunnel = server_->tunnel_argv(user);
+        ep.user = user;
+        ep.read_timeout = 30s;
+        std::string why;
+        auto s = imap_store::connect(ep, {}, &why);
+        if (!s) ADD_FAILURE() << why;
+        return s ? std::move(*s) : nullptr;
+    }
+
+    // One sync of alice's and bob's accounts, through gates; returns the report.
+    sync::channel_report sync_through(gate& g, bool both_use_the_journal) {
+        auto a = open("alice");
+        auto b = open("bob");
+        if (!a || !b) return {};
+        gated_store ga(*a, g, both_use_the_journal), gb(*b, g, both_use_the_journal);
+        sync::channel_job job;
+        job.name = "pair";
+        return sync::run_channel(*journal_, job, ga, gb, {});
+    }
+
+    void SetUp() override {
+        journal::journal_options o;
+        o.state_dir = state_.path();
+        o.durable = false;
+        auto j = journal::journal::open(o);
+        ASSERT_TRUE(j);
+        journal_.emplace(std::move(*j));
+    }
+
+    static std::string flags_of(const std::string& user, std::uint32_t n) {
+        auto listed = test::list_messages(*server_, user, "INBOX");
+        std::string out;
+        for (const auto& f : listed[n].flags) out += f + " ";
+        return out;
+    }
+
+    static inline test::dovecot* server_ = nullptr;
+    test::temp_dir state_{"tandem-at-once"};
+    std::optional<journal::journal> journal_;
+};
+
+TEST_F(collect_at_once, both_changed_sides_are_asked_at_the_same_time_and_sequentially_else) {
+    test::append_message(*server_, "alice", "INBOX", test::make_message("one"), {});
+    test::append_message(*server_, "alice", "INBOX", test::make_message("two"), {});
+    gate first;
+    first.patience = 0ms;
+    auto r1 = sync_through(first, false);
+    ASSERT_FALSE(r1.any_failed()) << r1.error;
+    EXPECT_EQ(r1.total.copied.b, 2u);
+    EXPECT_EQ(first.most_inside, 1) << "a first sync asks one side after the other";
+
+    // A flag changed on each side: both sides changed since the sync that went well.
+    auto a_msgs = test::list_messages(*server_, "alice", "INBOX");
+    auto b_msgs = test::list_messages(*server_, "bob", "INBOX");
+    ASSERT_EQ(a_msgs.size(), 2u);
+    ASSERT_EQ(b_msgs.size(), 2u);
+    test::store_flags(*server_, "alice", "INBOX", a_msgs[0].uid, "+FLAGS", {"\\Flagged"});
+    test::store_flags(*server_, "bob", "INBOX", b_msgs[1].uid, "+FLAGS", {"\\Seen"});
+    gate both;
+    auto r2 = sync_through(both, false);
+    ASSERT_FALSE(r2.any_failed()) << r2.error;
+    EXPECT_EQ(both.calls, 2);
+    EXPECT_EQ(both.most_inside, 2) << "the second side was asked only after the first answered";
+    EXPECT_EQ(r2.total.flagged.a, 1u);
+    EXPECT_EQ(r2.total.flagged.b, 1u);
+    EXPECT_EQ(flags_of("bob", 0), "\\Flagged ");
+    EXPECT_EQ(flags_of("alice", 1), "\\Seen ");
+
+    // Stores whose changes() both use the journal are asked one after the other.
+    a_msgs = test::list_messages(*server_, "alice", "INBOX");
+    b_msgs = test::list_messages(*server_, "bob", "INBOX");
+    test::store_flags(*server_, "alice", "INBOX", a_msgs[1].uid, "+FLAGS", {"\\Answered"});
+    test::store_flags(*server_, "bob", "INBOX", b_msgs[0].uid, "-FLAGS", {"\\Flagged"});
+    gate one_by_one;
+    one_by_one.patience = 200ms;
+    auto r3 = sync_through(one_by_one, true);
+    ASSERT_FALSE(r3.any_failed()) << r3.error;
+    EXPECT_EQ(one_by_one.calls, 2);
+    EXPECT_EQ(one_by_one.most_inside, 1);
+    EXPECT_EQ(flags_of("bob", 1), "\\Answered \\Seen ");
+    EXPECT_EQ(flags_of("alice", 0), "");
+}
+
+}  // namespace
+}  // namespace tandem::store
