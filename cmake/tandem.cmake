@@ -36,9 +36,10 @@ endfunction()
 # tandem_hot_functions_first(TARGET): links TARGET with lld, the functions that the
 # benchmark's runs call (cmake/hot-symbols.txt, from contrib/bench/hot_symbols.py) placed
 # first and together. The kernel maps a binary's code 64 KB around each page a run
-# touches: scattered over 2.4 MB of code, a sync that changes nothing had all of it
-# resident (c5000 S2: 2.2 MB of tandem's 6.1 MB peak RSS); together, 0.8 MB. A function
-# missing from the list only lands among the cold ones; without lld, the order is ld's.
+# touches: scattered over 2.4 MB of code, a sync that changes nothing had 2.2 MB of it
+# resident; in this order about 1 MB less (c5000 S2 IMAP-IMAP: 6.0 -> 4.8 MB peak RSS). A
+# function missing from the list only lands among the cold ones; without lld, the order
+# is ld's.
 option(TANDEM_HOT_ORDER "Link with lld, the functions the benchmark calls first" ON)
 function(tandem_hot_functions_first target)
     if(NOT TANDEM_HOT_ORDER)
