@@ -235,17 +235,21 @@ std::optional<std::string> message_id_of(const message_body& b) {
     return mail::find_message_id(*head);
 }
 
+// A body that a sink of the parser took as its bytes arrived: in a spool file (`path`) or
+// in memory (`data`, no path).
+struct streamed_body {
+    std::filesystem::path path;
+    std::string data;
+    std::uint64_t size = 0;
+    int error = 0;  // errno of a failed create or write of the spool file
+};
+
 // A body written to a spool file as its bytes arrive. Destroyed without finish(): the
 // parser gave up on it, and so does the file.
-struct spooled {
-    std::filesystem::path path;
-    std::uint64_t size = 0;
-    int error = 0;  // errno of a failed create or write
-};
 
 class spool_sink final : public imap::body_sink {
   public:
-    spool_sink(const std::filesystem::path& dir, std::map<std::uint32_t, spooled>& done,
+    spool_sink(const std::filesystem::path& dir, std::map<std::uint32_t, streamed_body>& done,
                std::uint32_t seq)
         : done_(done), seq_(seq) {
         std::string tmpl = (dir / "tandem-spool-XXXXXX").string();
@@ -286,27 +290,32 @@ class spool_sink final : public imap::body_sink {
     }
 
   private:
-    std::map<std::uint32_t, spooled>& done_;
+    std::map<std::uint32_t, streamed_body>& done_;
     std::uint32_t seq_;
     int fd_ = -1;
     bool finished_ = false;
-    spooled out_;
+    streamed_body out_;
 };
 
 // A body kept in memory, written as its bytes arrive.
 class memory_sink final : public imap::body_sink {
   public:
-    memory_sink(std::map<std::uint32_t, std::string>& done, std::uint32_t seq, std::uint64_t size)
+    memory_sink(std::map<std::uint32_t, streamed_body>& done, std::uint32_t seq, std::uint64_t size)
         : done_(done), seq_(seq) {
-        data_.reserve(static_cast<std::size_t>(size));
+        out_.data.reserve(static_cast<std::size_t>(size));
     }
-    void write(std::span<const char> piece) override { data_.append(piece.data(), piece.size()); }
-    void finish() override { done_[seq_] = std::move(data_); }
+    void write(std::span<const char> piece) override {
+        out_.data.append(piece.data(), piece.size());
+    }
+    void finish() override {
+        out_.size = out_.data.size();
+        done_[seq_] = std::move(out_);
+    }
 
   private:
-    std::map<std::uint32_t, std::string>& done_;
+    std::map<std::uint32_t, streamed_body>& done_;
     std::uint32_t seq_;
-    std::string data_;
+    streamed_body out_;
 };
 
 void remove_file(const std::filesystem::path& p) {
@@ -679,7 +688,9 @@ result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& 
     p->options = std::move(options);
     client::endpoint e = ep;
     // The only bodies that fetch() takes from the parser as they come.
-    e.body_sink_min_size = std::min(p->options.direct_threshold, p->options.spool_threshold);
+    auto& o = p->options;
+    o.direct_threshold = std::min(o.direct_threshold, o.spool_threshold);
+    e.body_sink_min_size = o.direct_threshold;
     if (!e.trace && logger.enabled(log::level::trace)) {
         // Client lines come redacted from the command builder: no secret reaches the log.
         e.trace = [logger, d = p->description](client::trace_direction dir, std::string_view line) {
@@ -1161,16 +1172,13 @@ result<void> imap_store::fetch(
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
 
-    std::map<std::uint32_t, spooled> done;           // by sequence number
-    std::map<std::uint32_t, std::string> in_memory;  // by sequence number
-    const auto threshold = d.options.spool_threshold;
-    const auto direct = std::min(d.options.direct_threshold, threshold);
-    const auto dir = d.options.spool_dir;
+    std::map<std::uint32_t, streamed_body> done;  // by sequence number
+    const auto& o = d.options;
     auto bodies = [&](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
-        if (ctx.size < direct || !ctx.section.empty() || ctx.origin) return nullptr;
-        if (ctx.size < threshold)
-            return std::make_unique<memory_sink>(in_memory, ctx.seq, ctx.size);
-        return std::make_unique<spool_sink>(dir, done, ctx.seq);
+        if (ctx.size < o.direct_threshold || !ctx.section.empty() || ctx.origin) return nullptr;
+        if (ctx.size < o.spool_threshold)
+            return std::make_unique<memory_sink>(done, ctx.seq, ctx.size);
+        return std::make_unique<spool_sink>(o.spool_dir, done, ctx.seq);
     };
     std::optional<error_code> deliver_error;
     int spool_error = 0;
@@ -1182,23 +1190,23 @@ result<void> imap_store::fetch(
         });
         if (b == f.bodies.end() || b->nil) return;  // a flag update, not our answer
         message_body body;
-        if (auto m = in_memory.find(f.seq); b->streamed && m != in_memory.end()) {
-            body.size = m->second.size();
-            body.data = std::move(m->second);
-            in_memory.erase(m);
-        } else if (b->streamed) {
+        if (b->streamed) {
             auto it = done.find(f.seq);
             if (it == done.end()) return;
-            spooled sp = std::move(it->second);
+            streamed_body sb = std::move(it->second);
             done.erase(it);
-            if (sp.error) {
-                remove_file(sp.path);
-                if (!spool_error) spool_error = sp.error;
+            if (sb.error) {
+                remove_file(sb.path);
+                if (!spool_error) spool_error = sb.error;
                 return;
             }
-            body.file = sp.path;
-            body.temporary = true;
-            body.size = sp.size;
+            body.size = sb.size;
+            if (sb.path.empty()) {
+                body.data = std::move(sb.data);
+            } else {
+                body.file = sb.path;
+                body.temporary = true;
+            }
         } else {
             body.size = b->data.size();
             body.data = std::move(b->data);
@@ -1219,7 +1227,7 @@ result<void> imap_store::fetch(
     if (spool_error)
         return d.fail_text(errc::storage_full, "UID FETCH from " + in_quotes(mailbox) +
                                                    ": cannot write a spool file in " +
-                                                   dir.string() + ": " +
+                                                   o.spool_dir.string() + ": " +
                                                    std::strerror(spool_error));
     if (deliver_error) return *deliver_error;
     return {};
