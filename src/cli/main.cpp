@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -202,6 +203,18 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
     for (const auto& [ch, only] : req.channels) {
         auto job = make_job(*ch, req.force, req.dry_run);
         job.only = only;
+        // A Maildir adds no connections: the IMAP side's setting (the lower of two) bounds.
+        job.connections = 64;
+        for (const auto* st : {cfg.find_store(ch->a), cfg.find_store(ch->b)})
+            if (const auto* imap = std::get_if<config::imap_store>(st))
+                job.connections = std::min(job.connections, imap->connections);
+        // For tests: every mailbox worth a connection of its own (channel_job::lane_work).
+        if (const char* v = std::getenv("TANDEM_LANE_WORK")) {
+            std::uint64_t n = 0;
+            const std::string_view text(v);
+            if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc() && n)
+                job.lane_work = n;
+        }
         sync::channel_report rep;
         rep.channel = ch->name;
         auto [a, b] = open_stores(*cfg.find_store(ch->a), *cfg.find_store(ch->b), journal, log);

@@ -463,6 +463,8 @@ struct imap_store::impl {
     bool delimiter_known = false;
     std::optional<char> delimiter;
     std::map<std::string, std::string> names;  // canonical -> server (UTF-8) name
+    client::endpoint endpoint;                 // for another(): as connect() was given it
+    unsigned connections = 1;                  // this one and those another() opened
     bool no_xguid = false;                     // the server refused FETCH X-GUID
     bool no_guess = false;
 
@@ -686,6 +688,7 @@ result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& 
         options.spool_dir = t && *t ? t : "/tmp";
     }
     p->options = std::move(options);
+    p->endpoint = ep;
     client::endpoint e = ep;
     // The only bodies that fetch() takes from the parser as they come.
     auto& o = p->options;
@@ -712,6 +715,45 @@ result<std::unique_ptr<imap_store>> imap_store::connect(const client::endpoint& 
     }
     p->s = std::move(*s);
     return std::unique_ptr<imap_store>(new imap_store(std::move(p)));
+}
+
+store::opener imap_store::another() {
+    auto& d = *impl_;
+    const unsigned number = ++d.connections;
+    client::endpoint ep = d.endpoint;
+    if (ep.trace) {
+        ep.trace = [mark = "#" + std::to_string(number) + " ", inner = d.endpoint.trace](
+                       client::trace_direction dir, std::string_view line) {
+            inner(dir, mark + std::string(line));
+        };
+    }
+    // What the new store takes over, as of now: this one goes on working meanwhile.
+    auto learned = std::make_shared<impl>();
+    learned->endpoint = d.endpoint;
+    learned->delimiter_known = d.delimiter_known;
+    learned->delimiter = d.delimiter;
+    learned->names = d.names;
+    learned->no_xguid = d.no_xguid;
+    learned->no_guess = d.no_guess;
+    learned->reported = d.reported;  // for the SELECT that changes() sends with its FETCH
+    return [ep = std::move(ep), learned, log = d.log,
+            options = d.options]() -> result<std::unique_ptr<store>> {
+        auto next = connect(ep, log, nullptr, options);
+        if (!next) return next.error();
+        auto& n = *(*next)->impl_;
+        n.endpoint = std::move(learned->endpoint);
+        n.delimiter_known = learned->delimiter_known;
+        n.delimiter = learned->delimiter;
+        n.names = std::move(learned->names);
+        n.no_xguid = learned->no_xguid;
+        n.no_guess = learned->no_guess;
+        n.reported = std::move(learned->reported);
+        return std::unique_ptr<store>(std::move(*next));
+    };
+}
+
+std::optional<std::chrono::microseconds> imap_store::round_trip() const {
+    return impl_->s->round_trip();
 }
 
 std::string imap_store::describe() const {

@@ -11,6 +11,7 @@ tool_setup() {
 state-dir = $WORK/state
 
 [store.server]
+${TANDEM_CONNECTIONS:+connections = $TANDEM_CONNECTIONS}
 type = imap
 host = 127.0.0.1
 port = $IMAP_PORT
@@ -20,6 +21,7 @@ user = $SRC_USER
 password-file = $WORK/password
 
 [store.second]
+${TANDEM_CONNECTIONS:+connections = $TANDEM_CONNECTIONS}
 type = imap
 tunnel = $TUNNEL_DST
 

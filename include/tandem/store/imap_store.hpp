@@ -101,6 +101,11 @@ class imap_store final : public store {
     std::chrono::milliseconds late_write_window() const override;
     result<void> create(const std::string& mailbox) override;
     result<void> remove(const std::string& mailbox) override;
+    // Logs in again with the same endpoint (the secret kept from the first login: a
+    // password command is not run twice); its trace lines say which connection ("#2").
+    opener another() override;
+    // None through a tunnel.
+    std::optional<std::chrono::microseconds> round_trip() const override;
 
     // The session underneath, for what the interface does not cover (IDLE, counters).
     client::session& session();

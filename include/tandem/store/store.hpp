@@ -198,6 +198,20 @@ class store {
     virtual std::chrono::milliseconds late_write_window() const { return {}; }
     virtual result<void> create(const std::string& mailbox) = 0;
     virtual result<void> remove(const std::string& mailbox) = 0;
+
+    // Another store on the same account, for mailboxes that sync beside this one's (the
+    // `connections` setting): how to open it, a function that may run on another thread
+    // while this store goes on working. An IMAP store's logs in once more and hands the new
+    // store what this one had learned of the account when another() was called (the
+    // server's names of the mailboxes, their listed status). Empty where a second object
+    // adds nothing (a Maildir has no connection to add: the engine shares this one, one
+    // call at a time). A failure (the server refused one more login) is the caller's to
+    // work around: it syncs on the stores it has.
+    using opener = std::function<result<std::unique_ptr<store>>()>;
+    virtual opener another() { return {}; }
+    // The link's round trip as the kernel measured it (TCP), where there is one: each
+    // mailbox costs a few of them, which several connections overlap.
+    virtual std::optional<std::chrono::microseconds> round_trip() const { return std::nullopt; }
 };
 
 }  // namespace tandem::store

@@ -24,6 +24,12 @@ struct channel_job {
     // CHANNEL:MAILBOX on the command line: only these (empty: all that `selects`).
     std::vector<std::string> only;
     bool dry_run = false;
+    // Mailboxes that sync at once at most, each on its own connection to each IMAP account
+    // (the `connections` setting; store::another). 1: one after the other.
+    unsigned connections = 1;
+    // Where no store's link is far (a round trip of 1 ms or more), one connection more per
+    // this many messages to list or copy (see run::collect_all).
+    std::uint64_t lane_work = 500;
 };
 
 // Counts by the side that was changed.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The engine asks both sides for their changes at the same time when both changed since a
 // sync that went well (run::collect): two IMAP stores over Dovecot, each wrapped in a store
-// whose changes() waits at a gate until the other side's call has begun too.
+// whose changes() waits at a gate until the other side's call has begun too
+// (support/gated_store.hpp).
 #include "support/dovecot.hpp"
+#include "support/gated_store.hpp"
 #include "support/imap_script.hpp"
 #include "support/temp_dir.hpp"
 #include "tandem/journal/journal.hpp"
@@ -12,103 +14,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 namespace tandem::store {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Counts the changes() calls in progress on both sides; a call waits (up to `patience`) for
-// the other side's to begin.
-struct gate {
-    std::mutex m;
-    std::condition_variable cv;
-    int inside = 0;
-    int most_inside = 0;
-    int calls = 0;
-    std::chrono::milliseconds patience{3000};
-
-    void enter() {
-        std::unique_lock g(m);
-        ++calls;
-        most_inside = std::max(most_inside, ++inside);
-        cv.notify_all();
-        cv.wait_for(g, patience, [&] { return inside >= 2; });
-    }
-    void leave() {
-        std::lock_guard g(m);
-        --inside;
-    }
-};
-
-// Every call goes to `inner`; changes() passes the gate first.
-class gated_store final : public store {
-  public:
-    gated_store(store& inner, gate& g, bool uses_journal)
-        : inner_(inner), gate_(g), uses_journal_(uses_journal) {}
-
-    std::string describe() const override { return inner_.describe(); }
-    const std::string& last_error() const override { return inner_.last_error(); }
-    result<std::vector<mailbox_entry>> list() override { return inner_.list(); }
-    bool list_ahead() override { return inner_.list_ahead(); }
-    result<mailbox_status> status(const std::string& mailbox) override {
-        return inner_.status(mailbox);
-    }
-    result<mailbox_changes> changes(const std::string& mailbox, const known_state& known) override {
-        gate_.enter();
-        auto r = inner_.changes(mailbox, known);
-        gate_.leave();
-        return r;
-    }
-    result<void> fetch(
-        const std::string& mailbox, std::span<const mail::uid> uids,
-        const std::function<result<void>(mail::uid, message_body&&)>& deliver) override {
-        return inner_.fetch(mailbox, uids, deliver);
-    }
-    result<std::vector<mail::uid>> append(const std::string& mailbox,
-                                          std::vector<outgoing_message>&& messages) override {
-        return inner_.append(mailbox, std::move(messages));
-    }
-    result<std::unique_ptr<appender>> begin_append(const std::string& mailbox) override {
-        return inner_.begin_append(mailbox);
-    }
-    result<void> set_flags(const std::string& mailbox,
-                           std::span<const flag_change> changes) override {
-        return inner_.set_flags(mailbox, changes);
-    }
-    result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,
-                                        const std::string& to) override {
-        return inner_.move(from, uids, to);
-    }
-    result<void> expunge(const std::string& mailbox, std::span<const mail::uid> uids) override {
-        return inner_.expunge(mailbox, uids);
-    }
-    result<std::optional<mailbox_status>> status_after_own_changes(
-        const std::string& mailbox) override {
-        return inner_.status_after_own_changes(mailbox);
-    }
-    void expect_flags(const std::string& mailbox, mail::uid uid,
-                      const mail::flag_set& flags) override {
-        inner_.expect_flags(mailbox, uid, flags);
-    }
-    bool wants_synced_flags() const override { return inner_.wants_synced_flags(); }
-    bool changes_use_the_journal() const override { return uses_journal_; }
-    bool keeps_keyword(const std::string& mailbox, std::string_view keyword) override {
-        return inner_.keeps_keyword(mailbox, keyword);
-    }
-    std::chrono::milliseconds late_write_window() const override {
-        return inner_.late_write_window();
-    }
-    result<void> create(const std::string& mailbox) override { return inner_.create(mailbox); }
-    result<void> remove(const std::string& mailbox) override { return inner_.remove(mailbox); }
-
-  private:
-    store& inner_;
-    gate& gate_;
-    bool uses_journal_;
-};
+using test::gate;
+using test::gated_store;
 
 class collect_at_once : public ::testing::Test {
   protected:
