@@ -500,7 +500,7 @@ def apply_change(scen, server, tool, rng, args):
 
 def tool_env(server, work, tandem):
     env = dict(os.environ)
-    env.update(IMAP_PORT=str(server.port), IMAPS_PORT=str(server.sport), CERT=server.cert,
+    env.update(IMAP_PORT=str(getattr(server, "tools_port", server.port)), IMAPS_PORT=str(server.sport), CERT=server.cert,
                FINGERPRINT=server.fingerprint(), PASS=PASS, SRC_USER=SRC, DST_USER=DST,
                TUNNEL_DST=server.tunnel(DST), WORK=work, TANDEM=tandem or "tandem")
     return env
@@ -617,6 +617,9 @@ def cmd_bench(argv):
                     help="idle seconds before each sync after the last change and the last sync "
                          "(mbsync sleeps 1 s when its Maildir changed within the current second)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds, per sync")
+    ap.add_argument("--delay-ms", type=float, default=0,
+                    help="a round trip of this many ms between the tools and the server's plain "
+                         "TCP port (delay_proxy.py); the tunnel and TLS ports stay direct")
     ap.add_argument("--out", help="records (JSON lines); default $BENCH_VAR/results/CORPUS-TIME.jsonl")
     ap.add_argument("--nice", type=int, default=0,
                     help="run Dovecot and the tools at this niceness (-10: a shared machine's "
@@ -640,7 +643,15 @@ def cmd_bench(argv):
     server = Server(VAR)
     server.up()
     failures = []
+    proxy = None
     try:
+        if args.delay_ms:
+            proxy = subprocess.Popen([sys.executable, os.path.join(HERE, "delay_proxy.py"),
+                                      str(server.port), str(args.delay_ms / 2)],
+                                     stdout=subprocess.PIPE, text=True)
+            server.tools_port = int(proxy.stdout.readline())
+            log("a round trip of %g ms to the server's port %d through port %d" % (
+                args.delay_ms, server.port, server.tools_port))
         snap = os.path.join(ensure_corpus(server, args.corpus), "src")
         tools = []
         for name in args.tools.split(","):
@@ -659,6 +670,9 @@ def cmd_bench(argv):
             for tool in tools[k:] + tools[:k]:
                 failures += run_round(server, tool, snap, rnd, scens, args, out)
     finally:
+        if proxy:
+            proxy.kill()
+            proxy.wait()
         server.down()
         empty_trash()
     report([out], sys.stdout, out[:-len(".jsonl")] + ".md" if out.endswith(".jsonl") else out + ".md")
@@ -698,6 +712,7 @@ def run_round(server, tool, snap, rnd, scens, args, out):
         rec = {"corpus": args.corpus, "tool": tool["name"], "target": tool["target"],
                "version": tool["version"], "round": rnd, "step": step, "scenario": scen, "label": label,
                "changes": changed, **rec, "loadavg": os.getloadavg()[0], "commit": args.commit,
+               "delay_ms": args.delay_ms,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with open(out, "a") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -6,7 +6,10 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <cstdio>
 #include <fstream>
@@ -21,6 +24,13 @@ struct env_state {
     MDB_env* handle = nullptr;
     // mdb_env_set_mapsize is only allowed with no transaction open in the process.
     std::atomic<std::size_t> open_txns{0};
+    // A map size change is on: transactions wait to begin. A beginning transaction counts
+    // itself in open_txns first and then looks at this flag; a resize sets the flag first
+    // and then looks at the count (both sequentially consistent): one of the two sees the
+    // other, so no transaction begins while the size changes. No lock is held across
+    // mdb_txn_begin, which takes LMDB's writer lock.
+    std::atomic<bool> resizing{false};
+    std::mutex resize;  // one resize at a time
     // The map's pages stay mapped once touched, and the kernel maps up to 16 pages around
     // each one it faults in (fault-around, in page cache already after a write): a walk
     // over 200,000 records left the whole file resident in this process, 60-90 MB of RSS
@@ -29,15 +39,20 @@ struct env_state {
     // in the page cache, and LMDB without MDB_WRITEMAP only reads through the map, so the
     // next access faults the same bytes back in); pointers into the map stay valid.
     static constexpr std::size_t release_every = 1024;
-    std::size_t touches = 0;
-    std::size_t releases = 0;
+    // Several threads read at once (the engine's lanes): one of them releases, the others
+    // go on.
+    std::atomic<std::size_t> touches{0};
+    std::atomic<std::size_t> releases{0};
+    std::mutex release_turn;
     // Where the map is: LMDB does not say (MDB_envinfo::me_mapaddr is only set for
     // MDB_FIXEDMAP), so /proc/self/maps is asked, again whenever the map size changed.
     void* map_addr = nullptr;
     std::size_t map_size = 0;
     void touched() {
-        if (++touches < release_every) return;
-        touches = 0;
+        if (touches.fetch_add(1, std::memory_order_relaxed) + 1 < release_every) return;
+        std::unique_lock turn(release_turn, std::try_to_lock);
+        if (!turn) return;
+        touches.store(0, std::memory_order_relaxed);
         MDB_envinfo info{};
         if (mdb_env_info(handle, &info) != 0) return;
         if (info.me_mapsize != map_size) {
@@ -352,48 +367,86 @@ std::size_t env::open_transactions() const {
 }
 
 std::size_t env::page_releases() const {
-    return state_ ? state_->releases : 0;
+    return state_ ? state_->releases.load() : 0;
 }
 
-result<void> env::grow() {
-    if (state_->open_txns.load() != 0) return make_error_code(std::errc::device_or_resource_busy);
-    std::size_t next = map_size() * 2;
-    if (int rc = mdb_env_set_mapsize(handle(), next)) return make_error(call::env_set_mapsize, rc);
+// Changes the map size (0: adopt the size another process gave the file) once no
+// transaction of this process is open, waiting up to `patience` for those open to end
+// (new ones wait meanwhile); busy when they did not.
+static result<void> resize_map(detail::env_state& st, std::size_t size,
+                               std::chrono::milliseconds patience = {}) {
+    std::lock_guard one(st.resize);
+    st.resizing.store(true);
+    for (auto waited = std::chrono::milliseconds(0); st.open_txns.load() != 0;
+         waited += std::chrono::milliseconds(10)) {
+        if (waited >= patience) {
+            st.resizing.store(false);
+            return make_error_code(std::errc::device_or_resource_busy);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const int rc = mdb_env_set_mapsize(st.handle, size);
+    st.resizing.store(false);
+    if (rc) return make_error(call::env_set_mapsize, rc);
     return {};
 }
 
-result<read_txn> env::begin_read() const {
+result<void> env::grow() {
+    return resize_map(*state_, map_size() * 2);
+}
+
+// A transaction that stays open meanwhile (its thread waits for something else) makes it
+// give up after 2 s.
+bool env::grow_when_alone() {
+    return static_cast<bool>(resize_map(*state_, map_size() * 2, std::chrono::seconds(2)));
+}
+
+// Counts a transaction in before it begins, once no resize is on (env_state::resizing).
+static void count_in(detail::env_state& st) {
+    for (;;) {
+        st.open_txns.fetch_add(1);
+        if (!st.resizing.load()) return;
+        st.open_txns.fetch_sub(1);
+        while (st.resizing.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+// Begins a transaction; another process's larger map (MDB_MAP_RESIZED) is adopted first
+// where no transaction is open here.
+static result<MDB_txn*> begin_txn(detail::env_state& st, unsigned flags) {
     for (int attempt = 0;; ++attempt) {
         MDB_txn* t = nullptr;
-        int rc = mdb_txn_begin(handle(), nullptr, MDB_RDONLY, &t);
-        // Another process grew the map: adopt its size (mdb_env_set_mapsize doc) and retry.
-        if (rc == MDB_MAP_RESIZED && attempt < 3 && state_->open_txns.load() == 0) {
-            if (int rc2 = mdb_env_set_mapsize(handle(), 0))
-                return make_error(call::env_set_mapsize, rc2);
+        count_in(st);
+        const int rc = mdb_txn_begin(st.handle, nullptr, flags, &t);
+        if (rc == 0) return t;
+        st.open_txns.fetch_sub(1);
+        if (rc == MDB_MAP_RESIZED && attempt < 3) {
+            if (auto r = resize_map(st, 0); !r) {
+                if (r.error() == std::errc::device_or_resource_busy)
+                    return make_error(call::txn_begin, rc);
+                return r.error();
+            }
             continue;
         }
-        if (rc) return make_error(call::txn_begin, rc);
-        state_->open_txns.fetch_add(1);
-        return read_txn(state_.get(), t);
+        return make_error(call::txn_begin, rc);
     }
+}
+
+result<read_txn> env::begin_read() const {
+    auto t = begin_txn(*state_, MDB_RDONLY);
+    if (!t) return t.error();
+    return read_txn(state_.get(), *t);
 }
 
 result<write_txn> env::begin_write() {
     if (state_->open_txns.load() == 0 && used_size() > map_size() / 4 * 3) {
-        if (auto g = grow(); !g) return g.error();
+        // Another thread's transaction may have begun since: then the next write grows it.
+        if (auto g = grow(); !g && g.error() != std::errc::device_or_resource_busy)
+            return g.error();
     }
-    for (int attempt = 0;; ++attempt) {
-        MDB_txn* t = nullptr;
-        int rc = mdb_txn_begin(handle(), nullptr, 0, &t);
-        if (rc == MDB_MAP_RESIZED && attempt < 3 && state_->open_txns.load() == 0) {
-            if (int rc2 = mdb_env_set_mapsize(handle(), 0))
-                return make_error(call::env_set_mapsize, rc2);
-            continue;
-        }
-        if (rc) return make_error(call::txn_begin, rc);
-        state_->open_txns.fetch_add(1);
-        return write_txn(state_.get(), t);
-    }
+    auto t = begin_txn(*state_, 0);
+    if (!t) return t.error();
+    return write_txn(state_.get(), *t);
 }
 
 }  // namespace tandem::journal::lmdb

@@ -240,6 +240,9 @@ class env {
     // transaction of this env is open in the process: fails with
     // std::errc::device_or_resource_busy otherwise.
     result<void> grow();
+    // grow(), waiting up to 2 s for other threads' transactions to end (the engine's
+    // lanes read while one of them writes); false when it could not.
+    bool grow_when_alone();
     std::size_t map_size() const;
     // Bytes used by the data file up to its last page.
     std::size_t used_size() const;
@@ -310,7 +313,7 @@ result<void> env::write(F&& f, unsigned attempts) {
         }  // the transaction is gone here, so that grow() may run
         if (r || !is_map_full(r.error()) || attempts <= 1) return r;
         --attempts;
-        if (auto g = grow(); !g) return r;
+        if (!grow_when_alone()) return r;
     }
 }
 

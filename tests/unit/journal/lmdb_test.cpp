@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace lmdb = tandem::journal::lmdb;
@@ -253,6 +256,41 @@ TEST_F(lmdb_env, map_full_without_retry_is_reported_and_grow_needs_no_open_txn) 
     const auto before = env.map_size();
     ASSERT_TRUE(env.grow());
     EXPECT_EQ(env.map_size(), before * 2);
+}
+
+// The engine's lanes read on some threads while another writes: a write that fills the
+// map waits for their transactions to end and grows it then, instead of failing.
+TEST_F(lmdb_env, a_full_map_grows_once_other_threads_transactions_end) {
+    lmdb::env_options o;
+    o.map_size = 64 * 1024;
+    open(o);
+    std::atomic<bool> stop{false};
+    std::atomic<int> reads{0};
+    std::vector<std::thread> readers;
+    for (int k = 0; k < 3; ++k)
+        readers.emplace_back([&] {
+            while (!stop) {
+                auto rt = env.begin_read();
+                if (!rt) continue;
+                auto c = rt->open_cursor(db);
+                if (c) (void)c->scan({}, {}, [](const lmdb::entry&) {});
+                ++reads;
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
+        });
+    auto r = env.write(
+        [&](lmdb::write_txn& w) -> tandem::result<void> {
+            for (std::uint32_t i = 0; i < 2000; ++i) {
+                if (auto p = w.put(db, be32(i), std::string(900, 'z')); !p) return p;
+            }
+            return {};
+        },
+        16);
+    stop = true;
+    for (auto& t : readers) t.join();
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_GT(env.map_size(), 64u * 1024);
+    EXPECT_GT(reads.load(), 0);
 }
 
 TEST_F(lmdb_env, many_small_commits_grow_the_map_before_it_fills) {
