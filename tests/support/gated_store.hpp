@@ -26,7 +26,8 @@ struct gate {
     std::size_t wanted = 2;
     bool by_mailbox = false;
     std::chrono::milliseconds patience{3000};
-    int opened = 0;  // stores that another() gave
+    int opened = 0;      // stores that another() gave
+    int flag_calls = 0;  // set_flags() calls
     bool refuse_another = false;
 
     void enter(const std::string& mailbox) {
@@ -91,6 +92,10 @@ class gated_store final : public tandem::store::store {
     }
     result<void> set_flags(const std::string& mailbox,
                            std::span<const tandem::store::flag_change> changes) override {
+        {
+            std::lock_guard g(gate_.m);
+            ++gate_.flag_calls;
+        }
         return inner_.set_flags(mailbox, changes);
     }
     result<std::vector<mail::uid>> move(const std::string& from, std::span<const mail::uid> uids,

@@ -58,7 +58,7 @@ class lanes : public ::testing::Test {
     }
 
     // A new user each test: the suite's server is shared.
-    static constexpr int users_per_name = 4;
+    static constexpr int users_per_name = 5;
     static std::string fresh(const std::string& name) {
         static std::map<std::string, int> used;
         const int n = ++used[name];
@@ -228,6 +228,37 @@ TEST_F(lanes, few_messages_on_a_near_link_stay_on_one_connection) {
     EXPECT_EQ(more_a.opened, 1);
     EXPECT_EQ(more_b.opened, 1);
     EXPECT_EQ(more_a.most_mailboxes, 2u);
+}
+
+// Not lanes, but the same gates: the flag changes of a mailbox on a side go to the store in
+// one call (one flight of UID STOREs), whatever each message's change is.
+TEST_F(lanes, different_flag_changes_of_a_mailbox_go_in_one_call) {
+    for (int i = 0; i < 4; ++i)
+        test::append_message(*server_, alice_, "INBOX", test::make_message(std::to_string(i)), {});
+    auto a = imap(alice_);
+    auto b = imap(bob_);
+    ASSERT_TRUE(a && b);
+    gate ga, gb;
+    ga.patience = gb.patience = 0ms;
+    ASSERT_FALSE(sync(*a, *b, ga, gb, 1).any_failed());
+    auto msgs = test::list_messages(*server_, bob_, "INBOX");
+    ASSERT_EQ(msgs.size(), 4u);
+    test::store_flags(*server_, bob_, "INBOX", msgs[0].uid, "+FLAGS", {"\\Flagged"});
+    test::store_flags(*server_, bob_, "INBOX", msgs[1].uid, "+FLAGS", {"\\Seen"});
+    test::store_flags(*server_, bob_, "INBOX", msgs[2].uid, "+FLAGS", {"\\Answered", "\\Seen"});
+    test::store_flags(*server_, bob_, "INBOX", msgs[3].uid, "+FLAGS", {"$Work"});
+    gate fa, fb;
+    fa.patience = fb.patience = 0ms;
+    auto r = sync(*a, *b, fa, fb, 1);
+    ASSERT_FALSE(r.any_failed()) << r.error;
+    EXPECT_EQ(r.total.flagged.a, 4u);
+    EXPECT_EQ(fa.flag_calls, 1) << "one call per distinct change";
+    auto now = test::list_messages(*server_, alice_, "INBOX");
+    ASSERT_EQ(now.size(), 4u);
+    EXPECT_EQ(now[0].flags, std::vector<std::string>{"\\Flagged"});
+    EXPECT_EQ(now[1].flags, std::vector<std::string>{"\\Seen"});
+    EXPECT_EQ(now[2].flags, (std::vector<std::string>{"\\Answered", "\\Seen"}));
+    EXPECT_EQ(now[3].flags, std::vector<std::string>{"$Work"});
 }
 
 TEST_F(lanes, a_refused_connection_leaves_the_sync_on_fewer) {
