@@ -205,6 +205,7 @@ class run {
     std::vector<per_side<std::unique_ptr<store::store>>> lane_stores_;  // by lane
     // Guards what lanes share: pending_, the reports' errors, the progress callback.
     std::mutex mutex_;
+    bool creates_done_ = false;  // execute() made the plan's mailboxes before the lanes ran
     const log::logger& log_;
     const progress_fn& on_progress_;
     channel_report report_;
@@ -323,9 +324,9 @@ bool run::far_link() const {
 // stores, the others as soon as their logins went through (one more connection to each
 // IMAP account; a Maildir is shared), and each lane takes the next mailbox, the largest
 // (work_estimate) first. A lane that cannot log in takes none; one that logs in after the
-// last mailbox was taken logs out again. On a near link, one lane more per job_.lane_work
-// messages: c5000 on loopback (2 cores) synced its first 5,000 messages 16-20% faster on
-// two lanes than on one, while 50-100 changed messages took as long or up to 15 ms longer
+// last mailbox was taken still takes parts of the plan (execute). On a near link, one lane more per
+// job_.lane_work messages: c5000 on loopback (2 cores) synced its first 5,000 messages 16-20%
+// faster on two lanes than on one, while 50-100 changed messages took as long or up to 15 ms longer
 // (the logins). The plan is the same: the rules of DESIGN.md do not depend on the order
 // of mailboxes.
 void run::collect_all() {
@@ -362,14 +363,9 @@ void run::collect_all() {
     std::atomic<std::size_t> next{0};
     in_lanes([&](std::size_t lane) {
         if (lane != 0 && !open_lane(lane, channel, openers[lane - 1])) return;
-        bool took = false;
-        for (std::size_t i; (i = next++) < busy.size(); took = true) {
+        for (std::size_t i; (i = next++) < busy.size();) {
             busy[i].second->lane = lane;
             collect(*busy[i].second);
-        }
-        if (lane != 0 && !took) {
-            lanes_[lane] = {};
-            lane_stores_[lane] = {};
         }
     });
     std::size_t used = 0;
@@ -1197,9 +1193,15 @@ void run::execute(const plan& p) {
         return;
     }
     if (lanes_.size() == 1) return execute_range(p, 0, p.actions.size());
-    // Each mailbox's part of the plan runs on its lane, the parts of one lane in plan order.
-    // A part that removes a mailbox or moves messages to another one (whose lane may be
-    // another) waits until every lane has done the parts before it, and runs alone.
+    // Each mailbox's part of the plan runs on one lane, the lanes at once: the parts between
+    // two that must run alone go to the lanes the largest first, each to the lane with the
+    // fewest actions so far; the mailbox keeps that lane for its state (commit_states). A
+    // part that removes a mailbox or moves messages to another one runs alone, once every
+    // lane has done the parts before it, on its mailbox's lane. Mailboxes are created first,
+    // one after the other in plan order, each by the lane that fills it: a parent before
+    // its children (a server that creates the parents of "a/b" itself would refuse "a"
+    // after it), and the creating store knows that the mailbox held nothing else (it
+    // vouches for the appends, status_after_own_changes).
     const auto home_of = [](const action& a) -> const std::string& {
         return visit_action(
             [](const auto& x) -> const std::string& {
@@ -1210,31 +1212,58 @@ void run::execute(const plan& p) {
             },
             a);
     };
-    std::vector<std::vector<std::pair<std::size_t, std::size_t>>> parts(lanes_.size());
-    const auto run_parts = [&] {
-        in_lanes([&](std::size_t lane) {
-            for (auto [begin, end] : parts[lane]) execute_range(p, begin, end);
-        });
-        for (auto& q : parts) q.clear();
+    struct part {
+        std::size_t begin, end;
+        mailbox_work* w;
+        bool alone;
     };
-    std::size_t i = 0;
-    while (i < p.actions.size()) {
+    std::vector<part> parts;
+    for (std::size_t i = 0; i < p.actions.size();) {
         const std::string& home = home_of(p.actions[i]);
-        std::size_t end = i;
-        bool alone = false;
-        for (; end < p.actions.size() && home_of(p.actions[end]) == home; ++end)
-            alone = alone || action_if<remove_mailbox>(p.actions[end]) ||
-                    action_if<move_message>(p.actions[end]);
-        auto* w = work_for(home);
-        if (alone || !w) {
-            run_parts();
-            execute_range(p, i, end);
-        } else {
-            parts[w->lane].emplace_back(i, end);
-        }
-        i = end;
+        part x{i, i, work_for(home), false};
+        for (; x.end < p.actions.size() && home_of(p.actions[x.end]) == home; ++x.end)
+            x.alone = x.alone || action_if<remove_mailbox>(p.actions[x.end]) ||
+                      action_if<move_message>(p.actions[x.end]);
+        x.alone = x.alone || !x.w;
+        parts.push_back(x);
+        i = x.end;
     }
-    run_parts();
+    std::vector<std::size_t> usable;  // lanes whose logins went through
+    for (std::size_t k = 0; k < lanes_.size(); ++k)
+        if (lanes_[k].a) usable.push_back(k);
+    for (auto first = parts.begin(); first != parts.end();) {
+        auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
+        // A mailbox may have several parts (its creation, then its copies after the other
+        // mailboxes' creations): one lane for all of them.
+        std::map<mailbox_work*, std::size_t> actions;
+        for (auto it = first; it != last; ++it) actions[it->w] += it->end - it->begin;
+        std::vector<std::pair<std::size_t, mailbox_work*>> order;
+        for (const auto& [w, n] : actions) order.emplace_back(n, w);
+        std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) {
+            return x.first != y.first ? x.first > y.first : x.second->name < y.second->name;
+        });
+        std::vector<std::size_t> load(usable.size(), 0);
+        for (auto& [n, w] : order) {
+            const auto k =
+                static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+            w->lane = usable[k];
+            load[k] += n;
+        }
+        first = last == parts.end() ? last : last + 1;
+    }
+    for (const auto& a : p.actions)
+        if (const auto* c = action_if<create_mailbox>(a)) do_create(*c);
+    creates_done_ = true;
+    for (auto first = parts.begin(); first != parts.end();) {
+        auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
+        in_lanes([&](std::size_t lane) {
+            for (auto it = first; it != last; ++it)
+                if (it->w->lane == lane) execute_range(p, it->begin, it->end);
+        });
+        if (last == parts.end()) break;
+        execute_range(p, last->begin, last->end);
+        first = last + 1;
+    }
 }
 
 void run::execute_range(const plan& p, std::size_t begin, std::size_t end) {
@@ -1244,7 +1273,7 @@ void run::execute_range(const plan& p, std::size_t begin, std::size_t end) {
             [&](const auto& first) {
                 using T = std::decay_t<decltype(first)>;
                 if constexpr (std::is_same_v<T, create_mailbox>) {
-                    do_create(first);
+                    if (!creates_done_) do_create(first);
                     ++i;
                 } else if constexpr (std::is_same_v<T, remove_mailbox>) {
                     do_remove(first);
