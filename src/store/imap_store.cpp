@@ -727,27 +727,22 @@ store::opener imap_store::another() {
             inner(dir, mark + std::string(line));
         };
     }
-    // What the new store takes over, as of now: this one goes on working meanwhile.
-    auto learned = std::make_shared<impl>();
-    learned->endpoint = d.endpoint;
-    learned->delimiter_known = d.delimiter_known;
-    learned->delimiter = d.delimiter;
-    learned->names = d.names;
-    learned->no_xguid = d.no_xguid;
-    learned->no_guess = d.no_guess;
-    learned->reported = d.reported;  // for the SELECT that changes() sends with its FETCH
-    return [ep = std::move(ep), learned, log = d.log,
-            options = d.options]() -> result<std::unique_ptr<store>> {
+    // What the new store takes over, as of now: this one goes on working meanwhile. The
+    // listed statuses serve the SELECT that changes() sends with its FETCH.
+    return [ep = std::move(ep), log = d.log, options = d.options, endpoint = d.endpoint,
+            delimiter_known = d.delimiter_known, delimiter = d.delimiter, names = d.names,
+            no_xguid = d.no_xguid, no_guess = d.no_guess,
+            reported = d.reported]() -> result<std::unique_ptr<store>> {
         auto next = connect(ep, log, nullptr, options);
         if (!next) return next.error();
         auto& n = *(*next)->impl_;
-        n.endpoint = std::move(learned->endpoint);
-        n.delimiter_known = learned->delimiter_known;
-        n.delimiter = learned->delimiter;
-        n.names = std::move(learned->names);
-        n.no_xguid = learned->no_xguid;
-        n.no_guess = learned->no_guess;
-        n.reported = std::move(learned->reported);
+        n.endpoint = endpoint;
+        n.delimiter_known = delimiter_known;
+        n.delimiter = delimiter;
+        n.names = names;
+        n.no_xguid = no_xguid;
+        n.no_guess = no_guess;
+        n.reported = reported;
         return std::unique_ptr<store>(std::move(*next));
     };
 }

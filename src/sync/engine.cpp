@@ -153,7 +153,7 @@ class run {
     bool open_lane(std::size_t lane, const per_side<store::store*>& channel,
                    const per_side<store::store::opener>& open);
     void in_lanes(const std::function<void(std::size_t)>& f);
-    void execute_range(const plan& p, std::size_t begin, std::size_t end);
+    void execute_range(const plan& p, std::size_t begin, std::size_t end, bool created = false);
     void set_error(mailbox_work& w, const std::string& text);
     void report_progress(const progress& p);
     bool wanted(const std::string& name) const;
@@ -205,7 +205,6 @@ class run {
     std::vector<per_side<std::unique_ptr<store::store>>> lane_stores_;  // by lane
     // Guards what lanes share: pending_, the reports' errors, the progress callback.
     std::mutex mutex_;
-    bool creates_done_ = false;  // execute() made the plan's mailboxes before the lanes ran
     const log::logger& log_;
     const progress_fn& on_progress_;
     channel_report report_;
@@ -319,16 +318,15 @@ bool run::far_link() const {
 }
 
 // Collects every mailbox. With job_.connections above 1 and more than one mailbox for the
-// stores to look at, several at once, each on one lane (a pair of stores) from its
-// collect() to its part of the plan: the first lane starts at once on the channel's own
-// stores, the others as soon as their logins went through (one more connection to each
-// IMAP account; a Maildir is shared), and each lane takes the next mailbox, the largest
-// (work_estimate) first. A lane that cannot log in takes none; one that logs in after the
-// last mailbox was taken still takes parts of the plan (execute). On a near link, one lane more per
-// job_.lane_work messages: c5000 on loopback (2 cores) synced its first 5,000 messages 16-20%
-// faster on two lanes than on one, while 50-100 changed messages took as long or up to 15 ms longer
-// (the logins). The plan is the same: the rules of DESIGN.md do not depend on the order
-// of mailboxes.
+// stores to look at, several at once, each on a lane (a pair of stores): the first lane
+// starts at once on the channel's own stores, the others as soon as their logins went
+// through (one more connection to each IMAP account; a Maildir is shared), and each lane
+// takes the next mailbox, the largest (work_estimate) first. A lane that cannot log in
+// takes none; one that logs in after the last mailbox was taken still takes parts of the
+// plan (execute). On a near link, one lane more per job_.lane_work messages: c5000 on
+// loopback (2 cores) synced its first 5,000 messages 16-20% faster on two lanes than on
+// one, while 50-100 changed messages took as long or up to 30 ms longer (the logins). The
+// plan is the same: the rules of DESIGN.md do not depend on the order of mailboxes.
 void run::collect_all() {
     std::vector<std::pair<std::uint64_t, mailbox_work*>> busy;
     for (auto& [name, w] : work_) {
@@ -767,7 +765,8 @@ bool run::commit_pending(mailbox_work* w, const journal_write& also) {
     if (!r) {
         const std::string text = "writing the journal failed: " + r.error().message();
         log_.error("journal: " + r.error().message());
-        // mutex_ is held: set_error's work is done here.
+        // mutex_ is held (not set_error: a mailbox refused before, failed in its report
+        // only, gets this error instead).
         auto mark = [&](mailbox_work* x) {
             if (!x || x->failed.exchange(true)) return;
             x->report->failed = true;
@@ -1253,27 +1252,27 @@ void run::execute(const plan& p) {
     }
     for (const auto& a : p.actions)
         if (const auto* c = action_if<create_mailbox>(a)) do_create(*c);
-    creates_done_ = true;
     for (auto first = parts.begin(); first != parts.end();) {
         auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
         in_lanes([&](std::size_t lane) {
             for (auto it = first; it != last; ++it)
-                if (it->w->lane == lane) execute_range(p, it->begin, it->end);
+                if (it->w->lane == lane) execute_range(p, it->begin, it->end, true);
         });
         if (last == parts.end()) break;
-        execute_range(p, last->begin, last->end);
+        execute_range(p, last->begin, last->end, true);
         first = last + 1;
     }
 }
 
-void run::execute_range(const plan& p, std::size_t begin, std::size_t end) {
+// `created`: the plan's mailboxes were made already (execute, with lanes).
+void run::execute_range(const plan& p, std::size_t begin, std::size_t end, bool created) {
     std::size_t i = begin;
     while (i < end) {
         visit_action(
             [&](const auto& first) {
                 using T = std::decay_t<decltype(first)>;
                 if constexpr (std::is_same_v<T, create_mailbox>) {
-                    if (!creates_done_) do_create(first);
+                    if (!created) do_create(first);
                     ++i;
                 } else if constexpr (std::is_same_v<T, remove_mailbox>) {
                     do_remove(first);
