@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 WRAPPER = """#!/bin/sh
 exec valgrind -q --tool=callgrind --demangle=no --compress-strings=no --dump-instr=no \\
-    --callgrind-out-file="$TANDEM_PROFILE_DIR/callgrind.%p" "$TANDEM_PROFILED" "$@"
+    --callgrind-out-file="$TANDEM_PROFILE_DIR/callgrind.$$.%p" "$TANDEM_PROFILED" "$@"
 """
 
 
@@ -97,9 +97,20 @@ def main():
                         "--tools", args.tools, "--tandem", wrapper, "--require-all",
                         "--out", os.path.join(tmp, "records.jsonl")], env=env, check=True)
         # Each callgrind output is written as its run ends, and the runs come one by one.
+        # A run on several threads may leave more than one output, each with the whole
+        # run's counts, under another pid (seen with valgrind 3.19): the wrapper's pid ($$,
+        # the run's) groups them, else the extra ones would count as the next scenarios.
         outputs = sorted((os.path.join(tmp, p) for p in os.listdir(tmp)
                           if p.startswith("callgrind.")), key=os.path.getmtime)
-        runs = [read_run(p, binary) for p in outputs]
+        runs, run_of = [], {}
+        for p in outputs:
+            cmd, names = read_run(p, binary)
+            run = os.path.basename(p).split(".")[1]
+            if run not in run_of:
+                run_of[run] = len(runs)
+                runs.append((cmd, []))
+            known = runs[run_of[run]][1]
+            known.extend(n for n in names if n not in known)
     runs = [(cmd, names) for cmd, names in runs if names and " sync " in cmd]
     if not runs:
         raise SystemExit("no callgrind output names a function of %s" % binary)
