@@ -620,6 +620,9 @@ def cmd_bench(argv):
     ap.add_argument("--delay-ms", type=float, default=0,
                     help="a round trip of this many ms between the tools and the server's plain "
                          "TCP port (delay_proxy.py); the tunnel and TLS ports stay direct")
+    ap.add_argument("--rate-mbit", type=float, default=0,
+                    help="with --delay-ms: that link's bandwidth each way, in megabits a second "
+                         "(default: none but the proxy's own)")
     ap.add_argument("--out", help="records (JSON lines); default $BENCH_VAR/results/CORPUS-TIME.jsonl")
     ap.add_argument("--nice", type=int, default=0,
                     help="run Dovecot and the tools at this niceness (-10: a shared machine's "
@@ -647,11 +650,16 @@ def cmd_bench(argv):
     try:
         if args.delay_ms:
             proxy = subprocess.Popen([sys.executable, os.path.join(HERE, "delay_proxy.py"),
-                                      str(server.port), str(args.delay_ms / 2)],
+                                      str(server.port), str(args.delay_ms / 2)] +
+                                     ([str(args.rate_mbit)] if args.rate_mbit else []),
                                      stdout=subprocess.PIPE, text=True)
             server.tools_port = int(proxy.stdout.readline())
-            log("a round trip of %g ms to the server's port %d through port %d" % (
-                args.delay_ms, server.port, server.tools_port))
+            # The tools' kernel sees the proxy's loopback round trip: tandem is told the
+            # real one (its connections and compress = auto decide by it).
+            os.environ["TANDEM_ROUND_TRIP_MS"] = "%g" % args.delay_ms
+            log("a round trip of %g ms%s to the server's port %d through port %d" % (
+                args.delay_ms, ", %g Mbit/s" % args.rate_mbit if args.rate_mbit else "",
+                server.port, server.tools_port))
         snap = os.path.join(ensure_corpus(server, args.corpus), "src")
         tools = []
         for name in args.tools.split(","):
@@ -712,7 +720,7 @@ def run_round(server, tool, snap, rnd, scens, args, out):
         rec = {"corpus": args.corpus, "tool": tool["name"], "target": tool["target"],
                "version": tool["version"], "round": rnd, "step": step, "scenario": scen, "label": label,
                "changes": changed, **rec, "loadavg": os.getloadavg()[0], "commit": args.commit,
-               "delay_ms": args.delay_ms,
+               "delay_ms": args.delay_ms, "rate_mbit": args.rate_mbit,
                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with open(out, "a") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")

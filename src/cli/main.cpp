@@ -232,8 +232,13 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
             rep.failure = a.error().code;
             rep.error = a.error().message;
         }
-        if (!rep.failed)
+        if (!rep.failed) {
             rep = sync::run_channel(journal, job, **a, *b_store, log, out.progress_callback());
+            if (!req.dry_run) {
+                remember_link(journal, *cfg.find_store(ch->a), **a, log);
+                remember_link(journal, *cfg.find_store(ch->b), *b_store, log);
+            }
+        }
         out.finish_progress();
         if (rep.failed) {
             log.error("channel " + ch->name + ": " + rep.error);

@@ -22,8 +22,15 @@ struct store_failure {
 boost::system::result<client::endpoint, store_failure> make_endpoint(const config::imap_store& s,
                                                                      const log::logger& log);
 
-// Connects (IMAP) or opens (Maildir) a store.
+// Connects (IMAP) or opens (Maildir) a store. An IMAP store's compress = auto gets what
+// earlier runs measured of its link (remember_link) as evidence.
 boost::system::result<std::unique_ptr<store::store>, store_failure> open_store(
     const config::store& cfg, journal::journal& journal, const log::logger& log);
+
+// Keeps in the journal the rate at which an IMAP store's bodies came in this run, with or
+// without COMPRESS, for the next runs' compress = auto; a run that fetched under 4 MiB of
+// bodies is not evidence and keeps nothing. A Maildir store has nothing to keep.
+void remember_link(journal::journal& journal, const config::store& cfg, const store::store& st,
+                   const log::logger& log);
 
 }  // namespace tandem::cli

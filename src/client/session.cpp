@@ -111,9 +111,12 @@ std::string completion::describe() const {
     return s;
 }
 
-bool compress_pays(bool loopback, std::optional<std::chrono::microseconds> round_trip) {
+bool compress_pays(bool loopback, std::optional<std::chrono::microseconds> round_trip,
+                   const measured_rates& measured) {
     if (loopback) return false;
-    return !round_trip || *round_trip >= std::chrono::milliseconds(1);
+    if (round_trip && *round_trip < std::chrono::milliseconds(1)) return false;
+    if (measured.plain && measured.compressed) return measured.compressed > measured.plain;
+    return measured.plain != 0 && measured.compressed == 0;
 }
 
 bool list_entry::has_attribute(std::string_view a) const {
@@ -633,9 +636,12 @@ struct session::impl {
             if (!t) return t.error();
             tags.push_back(*t);
         }
-        bool want_compress = ep.compress == compress_mode::yes ||
-                             (ep.compress == compress_mode::automatic &&
-                              compress_pays(conn->loopback(), conn->round_trip()));
+        bool want_compress =
+            ep.compress == compress_mode::yes ||
+            (ep.compress == compress_mode::automatic &&
+             compress_pays(!ep.assumed_round_trip && conn->loopback(),
+                           ep.assumed_round_trip ? ep.assumed_round_trip : conn->round_trip(),
+                           ep.measured));
         std::string compress_tag;
         if (want_compress && has("COMPRESS=DEFLATE")) {
             // RFC 4978 3: the last command of the flight; nothing may follow until its OK.
@@ -753,6 +759,7 @@ bool session::utf8_enabled() const {
     return impl_->enabled.count("UTF8=ACCEPT") > 0;
 }
 std::optional<std::chrono::microseconds> session::round_trip() const {
+    if (impl_->ep.assumed_round_trip) return impl_->ep.assumed_round_trip;
     return impl_->conn ? impl_->conn->round_trip() : std::nullopt;
 }
 bool session::compressed() const {

@@ -308,6 +308,39 @@ result<std::uint64_t> journal::next_counter(lmdb::write_txn& t, std::string_view
     return id;
 }
 
+// ---- link measurements ----
+
+namespace {
+
+std::string link_key(std::string_view store) {
+    return "link:" + std::string(store);
+}
+
+}  // namespace
+
+result<link_history> journal::find_link(const lmdb::txn& t, std::string_view store) const {
+    TANDEM_TRY(v, t.get(db_.meta, link_key(store)));
+    link_history h;
+    if (!v) return h;
+    auto r = open_value(*v);
+    if (!r) return corrupt();
+    h.plain.bytes_per_second = r->u64();
+    h.plain.when = r->i64();
+    h.compressed.bytes_per_second = r->u64();
+    h.compressed.when = r->i64();
+    if (!r->done()) return corrupt();
+    return h;
+}
+
+result<void> journal::put_link(lmdb::write_txn& t, std::string_view store, const link_history& h) {
+    auto w = writer::value(format_1)
+                 .u64(h.plain.bytes_per_second)
+                 .i64(h.plain.when)
+                 .u64(h.compressed.bytes_per_second)
+                 .i64(h.compressed.when);
+    return t.put(db_.meta, link_key(store), w.bytes());
+}
+
 // ---- mailbox pair state ----
 
 result<std::optional<pair_state>> journal::find_pair(const lmdb::txn& t, std::string_view channel,

@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include <fcntl.h>
@@ -454,8 +455,37 @@ struct collector {
 
 }  // namespace
 
+// fetch_measure over the connections of one account, from their threads.
+class fetch_meter {
+  public:
+    void begin() {
+        std::lock_guard lock(mutex_);
+        if (active_++ == 0) since_ = std::chrono::steady_clock::now();
+    }
+    void end(std::uint64_t bytes, bool compressed) {
+        std::lock_guard lock(mutex_);
+        if (--active_ == 0) m_.time += std::chrono::steady_clock::now() - since_;
+        if (m_.bytes == 0 && !m_.mixed)
+            m_.compressed = compressed;
+        else if (m_.compressed != compressed)
+            m_.mixed = true;
+        m_.bytes += bytes;
+    }
+    fetch_measure get() const {
+        std::lock_guard lock(mutex_);
+        return m_;
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    unsigned active_ = 0;
+    std::chrono::steady_clock::time_point since_;
+    fetch_measure m_;
+};
+
 struct imap_store::impl {
     std::unique_ptr<client::session> s;
+    std::shared_ptr<fetch_meter> meter = std::make_shared<fetch_meter>();
     log::logger log;
     imap_store_options options;
     std::string description;
@@ -731,8 +761,8 @@ store::opener imap_store::another() {
     // listed statuses serve the SELECT that changes() sends with its FETCH.
     return [ep = std::move(ep), log = d.log, options = d.options, endpoint = d.endpoint,
             delimiter_known = d.delimiter_known, delimiter = d.delimiter, names = d.names,
-            no_xguid = d.no_xguid, no_guess = d.no_guess,
-            reported = d.reported]() -> result<std::unique_ptr<store>> {
+            no_xguid = d.no_xguid, no_guess = d.no_guess, reported = d.reported,
+            meter = d.meter]() -> result<std::unique_ptr<store>> {
         auto next = connect(ep, log, nullptr, options);
         if (!next) return next.error();
         auto& n = *(*next)->impl_;
@@ -743,8 +773,13 @@ store::opener imap_store::another() {
         n.no_xguid = no_xguid;
         n.no_guess = no_guess;
         n.reported = reported;
+        n.meter = meter;
         return std::unique_ptr<store>(std::move(*next));
     };
+}
+
+fetch_measure imap_store::measured_fetches() const {
+    return impl_->meter->get();
 }
 
 std::optional<std::chrono::microseconds> imap_store::round_trip() const {
@@ -1209,9 +1244,18 @@ result<void> imap_store::fetch(
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
 
+    // The link's rate is measured from the first body on: the round trip before it, and
+    // the server's start, are not the link's.
+    std::optional<std::uint64_t> flowing;  // bytes received when the first body began
+    auto start_flow = [&] {
+        if (flowing) return;
+        flowing = d.s->traffic().plain_in;
+        d.meter->begin();
+    };
     std::map<std::uint32_t, streamed_body> done;  // by sequence number
     const auto& o = d.options;
     auto bodies = [&](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
+        start_flow();
         if (ctx.size < o.direct_threshold || !ctx.section.empty() || ctx.origin) return nullptr;
         if (ctx.size < o.spool_threshold)
             return std::make_unique<memory_sink>(done, ctx.seq, ctx.size);
@@ -1221,6 +1265,7 @@ result<void> imap_store::fetch(
     int spool_error = 0;
     std::set<mail::uid> delivered;
     auto on_message = [&](imap::fetch_data&& f) {
+        start_flow();
         if (!f.uid || delivered.count(*f.uid)) return;
         auto b = std::find_if(f.bodies.begin(), f.bodies.end(), [](const imap::body_section& s) {
             return s.item == "BODY" && s.section.empty() && !s.origin;
@@ -1259,6 +1304,7 @@ result<void> imap_store::fetch(
     // RFC822.SIZE for a listing that left it out (want_sizes): the server works it out
     // for the body anyway, from the file it is reading now.
     auto r = d.s->uid_fetch(set, {"UID", "RFC822.SIZE", "BODY.PEEK[]"}, on_message, {}, bodies);
+    if (flowing) d.meter->end(d.s->traffic().plain_in - *flowing, d.s->compressed());
     for (auto& [seq, sp] : done) remove_file(sp.path);
     if (!r) return d.fail(r.error(), "UID FETCH from " + in_quotes(mailbox));
     if (spool_error)

@@ -42,12 +42,24 @@ enum class compress_mode {
     automatic,  // compress_pays()
 };
 
-// compress_mode::automatic's choice, made after the login: COMPRESS=DEFLATE only where the
-// link is slower than deflating. Not on a loopback address or through a tunnel (COMPRESS
-// more than doubled interimap's first sync of c5000 on loopback), nor where the kernel's
-// smoothed round trip is under 1 ms, a wired LAN whose gigabit outruns the server's
-// deflate (zlib level 6: 30-60 MB/s); on where the round trip is longer or unknown.
-bool compress_pays(bool loopback, std::optional<std::chrono::microseconds> round_trip);
+// What earlier runs measured of an account's link (journal::link_history, recent samples
+// only): the bytes of message bodies fetched a second without and with COMPRESS=DEFLATE;
+// 0 where not measured.
+struct measured_rates {
+    std::uint64_t plain = 0, compressed = 0;
+};
+
+// compress_mode::automatic's choice, made after the login. Never on a loopback address,
+// through a tunnel, or where the kernel's smoothed round trip is under 1 ms: a LAN's
+// gigabit outruns the server's deflate (zlib level 6: 30-60 MB/s), and COMPRESS more than
+// doubled interimap's first sync of c5000 on loopback. On a longer or unknown round trip,
+// by what earlier runs measured: with both rates, the faster; with only the plain one,
+// COMPRESS, to measure it; with none, none. A first sync without COMPRESS over a slow link
+// takes at most the compression ratio longer (about 2x for mail), where one with it over
+// a fast link took 7x (c5000 at a 20 ms round trip: 11.5 s against 1.6 s, Dovecot's
+// deflate the bottleneck on 2 cores).
+bool compress_pays(bool loopback, std::optional<std::chrono::microseconds> round_trip,
+                   const measured_rates& measured = {});
 
 enum class trace_direction { client, server, info };
 // Receives protocol lines without CRLF. Client lines are the builder's redacted form: no
@@ -70,6 +82,11 @@ struct endpoint {
     std::chrono::milliseconds connect_timeout{30'000};
     std::chrono::milliseconds read_timeout{120'000};
     compress_mode compress = compress_mode::automatic;
+    measured_rates measured;  // compress_pays()'s evidence
+    // Taken as the link's round trip instead of the kernel's, with the address taken as not
+    // a loopback one: the benchmark's far server is a delaying proxy on 127.0.0.1, whose
+    // delay the kernel does not see (TANDEM_ROUND_TRIP_MS). Unset otherwise.
+    std::optional<std::chrono::microseconds> assumed_round_trip;
     // Capabilities to act as if the server lacked ("QRESYNC" for iCloud, "MOVE" to test the
     // fall-back), case-insensitive. "LITERAL+" masks LITERAL+ only.
     std::vector<std::string> disabled_capabilities;
@@ -230,7 +247,8 @@ class session {
     bool utf8_enabled() const;
     bool compressed() const;
     bool encrypted() const;
-    // net::connection::round_trip(): what compress_pays() was given.
+    // net::connection::round_trip() (or endpoint::assumed_round_trip): what compress_pays()
+    // was given.
     std::optional<std::chrono::microseconds> round_trip() const;
     net::connection::counters traffic() const;
     // The selected mailbox (UTF-8), empty when none.

@@ -19,6 +19,8 @@
 //                "created"     -> [1] i64 creation time, seconds since the epoch
 //                "next_id"     -> [1] u64 next pair id / Maildir folder id (never reused)
 //                "next_intent" -> [1] u64 next intent sequence number (never reused)
+//                "link:" store name -> [1] u64 plain bytes/s | i64 when | u64 compressed
+//                              bytes/s | i64 when (link_history; 0 0: not measured)
 //   pairs        mailbox pair state, one per channel and mailbox pair
 //                key: channel\0 | canonical mailbox name (UTF-8)
 //                -> [1] u64 pair id | i64 last sync | u8 status | str error text
@@ -152,14 +154,33 @@ struct intent {
     friend bool operator==(const intent&, const intent&) = default;
 };
 
+// ---- what earlier runs measured of an IMAP account's link ----
+
+// The bytes of message bodies a run fetched a second, with and without COMPRESS=DEFLATE,
+// and when (seconds since the epoch; 0: never): compress = auto's evidence
+// (client::compress_pays).
+struct link_sample {
+    std::uint64_t bytes_per_second = 0;
+    std::int64_t when = 0;
+    friend bool operator==(const link_sample&, const link_sample&) = default;
+};
+struct link_history {
+    link_sample plain, compressed;
+    friend bool operator==(const link_history&, const link_history&) = default;
+};
+
 // ---- the journal ----
 
 struct journal_options {
     std::filesystem::path state_dir;
     // How long to wait for another process's lock; zero: fail at once.
     std::chrono::milliseconds lock_wait{0};
-    std::size_t map_size = std::size_t{16} << 20;  // initial; grows on demand
-    bool durable = true;                           // false only in tests (MDB_NOSYNC)
+    // Address space only: LMDB (without MDB_WRITEMAP) grows the file as pages are written.
+    // Large enough that a run rarely grows it: a growth waits for every other thread's
+    // transaction to end (lmdb::env::grow_when_alone), and a run on several connections
+    // rarely has none (about 400 bytes a message: 256 MiB holds some 600,000).
+    std::size_t map_size = std::size_t{256} << 20;  // initial; grows on demand
+    bool durable = true;                            // false only in tests (MDB_NOSYNC)
 };
 
 // Errors of the journal's own: errc::journal_locked, errc::journal_version,
@@ -273,6 +294,11 @@ class journal {
         const std::function<result<void>(std::string_view name, mail::uid uid)>& fn) const;
     // How many names the folder maps: the kept count, or a key walk in an older journal.
     result<std::size_t> maildir_count(const lmdb::txn& t, const maildir_folder& f) const;
+
+    // -- link measurements (store: the IMAP store's name in the configuration) --
+    // Nothing measured: an empty history.
+    result<link_history> find_link(const lmdb::txn& t, std::string_view store) const;
+    result<void> put_link(lmdb::write_txn& t, std::string_view store, const link_history& h);
 
     // -- intents --
     // Appends `i` (its seq is ignored) and returns the sequence number given to it.

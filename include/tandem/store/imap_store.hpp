@@ -14,6 +14,7 @@
 #include "tandem/store/store.hpp"
 #include "tandem/util/log.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -31,6 +32,18 @@ struct imap_store_options {
     // the message less at the peak). Smaller ones are not worth the parser's search for
     // which body a literal is.
     std::uint64_t direct_threshold = 64 * 1024;
+};
+
+// What fetch() received and how long it took, over all the connections of one account
+// (another() shares it): compress = auto's evidence, kept in the journal by the caller. A
+// fetch counts from its first body to its end; the time is the wall time during which some
+// connection was so fetching, once however many were: bytes / time is the account's rate,
+// its lanes together.
+struct fetch_measure {
+    std::uint64_t bytes = 0;  // bodies' protocol bytes, before COMPRESS
+    std::chrono::nanoseconds time{};
+    bool compressed = false;  // all of it came under COMPRESS=DEFLATE
+    bool mixed = false;       // some did, some did not: no evidence for either
 };
 
 class imap_store final : public store {
@@ -106,6 +119,8 @@ class imap_store final : public store {
     opener another() override;
     // None through a tunnel.
     std::optional<std::chrono::microseconds> round_trip() const override;
+
+    fetch_measure measured_fetches() const;
 
     // The session underneath, for what the interface does not cover (IDLE, counters).
     client::session& session();

@@ -3,6 +3,7 @@
 // --dry-run, --json, `status` without network, `check-config --connect`, secrets kept out of
 // traces and journal files, `watch`, --help and --version. Results are read from outside.
 #include "../sync/e2e_support.hpp"
+#include "tandem/journal/journal.hpp"
 
 #include <boost/json.hpp>
 
@@ -291,6 +292,101 @@ TEST(cli, secrets_stay_out_of_traces_and_journal_files_which_are_private) {
                 << path << " must be 0600";
         }
     }
+}
+
+// ---- compress = auto's evidence: the rate at which bodies came, kept per IMAP store
+
+std::string large_message(const std::string& subject) {
+    std::string body;
+    for (int line = 0; body.size() < (1u << 20); ++line)
+        body += subject + " line " + std::to_string(line) + " " + std::string(60, 'a' + line % 26) +
+                "\r\n";
+    return test::make_message(subject, body);
+}
+
+journal::link_history link_of(const world& w, const std::string& store) {
+    journal::journal_options o;
+    o.state_dir = w.state_dir();
+    std::string why;
+    auto j = journal::journal::open(o, &why);
+    if (!j) throw std::runtime_error("journal: " + why);
+    auto t = j->begin_read();
+    if (!t) throw std::runtime_error("journal read: " + t.error().message());
+    auto h = j->find_link(*t, store);
+    if (!h) throw std::runtime_error("link: " + h.error().message());
+    return *h;
+}
+
+// The server store with `compress = ...` (the section's other lines as the world writes them).
+void set_compress(channel_under_test& c, const std::string& value) {
+    c.w.write_config(c.w.general() + c.w.imap_store("server", c.server(), c.user_a()) +
+                     "compress = " + value + "\n\n" + c.w.maildir_store("local") +
+                     c.w.channel("c", "server", "local"));
+}
+
+TEST(cli, a_run_keeps_the_rate_its_bodies_came_at_with_and_without_compress) {
+    channel_under_test c(shared_server(), maildir_kind);
+    set_compress(c, "yes");
+    for (int i = 0; i < 5; ++i)
+        c.a().add("INBOX", large_message("big" + std::to_string(i)), {}, {});
+    const auto start = static_cast<std::int64_t>(std::time(nullptr));
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    auto h = link_of(c.w, "server");
+    EXPECT_GT(h.compressed.bytes_per_second, 0u);
+    EXPECT_GE(h.compressed.when, start);
+    EXPECT_EQ(h.plain, journal::link_sample{});
+
+    set_compress(c, "no");
+    for (int i = 5; i < 10; ++i)
+        c.a().add("INBOX", large_message("big" + std::to_string(i)), {}, {});
+    r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    auto h2 = link_of(c.w, "server");
+    EXPECT_GT(h2.plain.bytes_per_second, 0u);
+    EXPECT_EQ(h2.compressed, h.compressed);
+
+    // A few small bodies are no evidence: nothing changes.
+    c.a().add_new("INBOX", "small");
+    r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(link_of(c.w, "server"), h2);
+    EXPECT_EQ(c.a().snapshot(), c.b().snapshot());
+}
+
+// On a link taken as far (TANDEM_ROUND_TRIP_MS, as the benchmark's delaying proxy needs),
+// compress = auto follows the kept rates; on loopback it never compresses.
+TEST(cli, compress_auto_follows_the_kept_rates_on_a_far_link) {
+    channel_under_test c(shared_server(), maildir_kind);
+    c.a().add_new("INBOX", "m0");
+    auto put = [&](journal::link_history h) {
+        journal::journal_options o;
+        o.state_dir = c.w.state_dir();
+        auto j = journal::journal::open(o);
+        ASSERT_TRUE(j);
+        ASSERT_TRUE(
+            j->write([&](journal::lmdb::write_txn& t) { return j->put_link(t, "server", h); }));
+    };
+    auto compressed = [&](const run_result& r) {
+        return contains(r.all(), "COMPRESS=DEFLATE active");
+    };
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    put({{2'000'000, now - 60}, {5'000'000, now - 30}});  // a slow link: deflate pays
+    auto loopback = c.sync({"-vv"});
+    ASSERT_EQ(loopback.exit_code, 0) << loopback.describe();
+    EXPECT_FALSE(compressed(loopback));
+
+    ::setenv("TANDEM_ROUND_TRIP_MS", "20", 1);
+    auto slow = c.sync({"-vv"});
+    put({{90'000'000, now - 60}, {30'000'000, now - 30}});  // a fast one: deflate is slower
+    auto fast = c.sync({"-vv"});
+    put({{90'000'000, now - 40 * 24 * 3600}, {30'000'000, now - 30}});  // plain: too old
+    auto stale = c.sync({"-vv"});
+    ::unsetenv("TANDEM_ROUND_TRIP_MS");
+    for (const auto* r : {&slow, &fast, &stale}) ASSERT_EQ(r->exit_code, 0) << r->describe();
+    EXPECT_TRUE(compressed(slow)) << slow.describe();
+    EXPECT_FALSE(compressed(fast)) << fast.describe();
+    EXPECT_FALSE(compressed(stale)) << "only the compressed rate is recent: try without";
 }
 
 TEST(cli, watch_propagates_changes_within_ten_seconds) {

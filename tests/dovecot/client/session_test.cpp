@@ -156,6 +156,42 @@ TEST_P(session_test, the_round_trip_is_known_over_tcp_only) {
     }
 }
 
+// compress_mode::automatic over a link assumed far (the benchmark's delaying proxy): the
+// earlier runs' rates decide, and the assumed round trip is the one reported.
+TEST_P(session_test, automatic_compress_follows_the_measured_rates_on_a_far_link) {
+    if (GetParam().how == mode::tunnel) return;  // a tunnel never compresses by itself
+    struct {
+        measured_rates measured;
+        bool compressed;
+    } cases[] = {
+        {{}, false},                       // nothing measured yet: without first
+        {{40'000'000, 0}, true},           // only without: try with
+        {{0, 9'000'000}, false},           // only with: try without
+        {{40'000'000, 9'000'000}, false},  // a fast link: deflate is the bottleneck
+        {{2'000'000, 5'000'000}, true},    // a slow one
+    };
+    for (const auto& c : cases) {
+        auto ep = make_endpoint();
+        ep.compress = compress_mode::automatic;
+        ep.assumed_round_trip = std::chrono::milliseconds(20);
+        ep.measured = c.measured;
+        auto s = session::connect(ep);
+        ASSERT_TRUE(s) << s.error().message();
+        EXPECT_EQ((*s)->compressed(), c.compressed)
+            << c.measured.plain << " / " << c.measured.compressed;
+        EXPECT_EQ((*s)->round_trip(), std::chrono::microseconds(20'000));
+        auto n = (*s)->noop();
+        EXPECT_TRUE(n) << n.error().message();
+    }
+    // Without the assumption, the same evidence on loopback: never.
+    auto ep = make_endpoint();
+    ep.compress = compress_mode::automatic;
+    ep.measured = {2'000'000, 5'000'000};
+    auto s = session::connect(ep);
+    ASSERT_TRUE(s);
+    EXPECT_FALSE((*s)->compressed());
+}
+
 TEST_P(session_test, wrong_password_is_an_authentication_error_with_the_server_text) {
     if (GetParam().how == mode::tunnel) return;  // a preauth tunnel has no password
     auto ep = make_endpoint();

@@ -506,9 +506,27 @@ TEST(compress_choice, neither_over_loopback_nor_over_a_lan) {
     EXPECT_FALSE(compress_pays(true, std::nullopt));  // a tunnel
     EXPECT_FALSE(compress_pays(true, microseconds(40'000)));
     EXPECT_FALSE(compress_pays(false, microseconds(300)));  // a wired LAN
-    EXPECT_TRUE(compress_pays(false, microseconds(1'000)));
-    EXPECT_TRUE(compress_pays(false, microseconds(25'000)));
-    EXPECT_TRUE(compress_pays(false, std::nullopt));  // the kernel did not say
+    // A far link, or one the kernel did not measure: not before a rate was measured.
+    EXPECT_FALSE(compress_pays(false, microseconds(1'000)));
+    EXPECT_FALSE(compress_pays(false, microseconds(25'000)));
+    EXPECT_FALSE(compress_pays(false, std::nullopt));
+}
+
+// On a far link, what earlier runs measured (bytes of bodies a second) decides: without
+// first, then with, then the faster.
+TEST(compress_choice, a_far_link_follows_the_measured_rates) {
+    using std::chrono::microseconds;
+    const auto far = microseconds(20'000);
+    EXPECT_FALSE(compress_pays(false, far, {0, 0}));
+    EXPECT_TRUE(compress_pays(false, far, {50'000'000, 0}));
+    EXPECT_FALSE(compress_pays(false, far, {0, 8'000'000}));
+    EXPECT_FALSE(compress_pays(false, far, {50'000'000, 20'000'000}));
+    EXPECT_FALSE(compress_pays(false, far, {20'000'000, 20'000'000}));  // a tie: no CPU spent
+    EXPECT_TRUE(compress_pays(false, far, {1'000'000, 2'500'000}));
+    EXPECT_TRUE(compress_pays(false, std::nullopt, {1'000'000, 2'500'000}));
+    // Never on a near link or loopback, whatever was measured.
+    EXPECT_FALSE(compress_pays(false, microseconds(300), {1'000'000, 2'500'000}));
+    EXPECT_FALSE(compress_pays(true, far, {1'000'000, 2'500'000}));
 }
 
 }  // namespace

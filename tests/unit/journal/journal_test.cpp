@@ -191,6 +191,37 @@ TEST_F(journal_test, lock_wait_gets_the_journal_when_the_holder_exits) {
     ::waitpid(child, &status, 0);
 }
 
+// ---- link measurements ----
+
+TEST_F(journal_test, link_history_is_empty_until_put_and_kept_per_store_across_reopen) {
+    open();
+    {
+        auto r = read();
+        auto none = j->find_link(r, "work");
+        ASSERT_TRUE(none);
+        EXPECT_EQ(*none, link_history{});
+    }
+    link_history work{{12'000'000, 1700000000}, {31'000'000, 1700000100}};
+    link_history home{{0, 0}, {500'000, 1700000200}};
+    write([&](lmdb::write_txn& w) {
+        ASSERT_TRUE(j->put_link(w, "work", work));
+        ASSERT_TRUE(j->put_link(w, "home", home));
+    });
+    j.reset();
+    open();
+    auto r = read();
+    auto got = j->find_link(r, "work");
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, work);
+    got = j->find_link(r, "home");
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, home);
+    // The meta database's own keys are untouched.
+    auto pair = j->find_pair(r, "work", "INBOX");
+    ASSERT_TRUE(pair);
+    EXPECT_FALSE(*pair);
+}
+
 // ---- mailbox pair state ----
 
 TEST_F(journal_test, pair_state_round_trip_ids_listing_and_erase) {
