@@ -238,6 +238,9 @@ int run_sync(const config::configuration& cfg, journal::journal& journal, const 
                 remember_link(journal, *cfg.find_store(ch->a), **a, log);
                 remember_link(journal, *cfg.find_store(ch->b), *b_store, log);
             }
+            // Both LOGOUTs out before either answer is waited for.
+            (*a)->close_ahead();
+            b_store->close_ahead();
         }
         out.finish_progress();
         if (rep.failed) {

@@ -166,6 +166,7 @@ struct session::impl {
     std::deque<out_item> outq;
     bool granted = false;  // a `+` arrived for the literal at the front of outq
     error_code broken;
+    std::string logout_tag;  // logout_ahead()'s, until logout() reads its answer
     completion last_error;
     std::deque<unsolicited> unsol;
     std::uint64_t untagged_count = 0;
@@ -1339,8 +1340,13 @@ result<completion> session::logout(std::chrono::milliseconds answer_wait) {
             if (!p.broken) p.broken = errc::connection_closed;
         }
     } on_exit{p};
-    auto tag = p.send(imap::cmd::logout(), nullptr);
-    if (!tag) return tag.error();
+    if (auto r = logout_ahead(); !r) return r.error();
+    const auto tag = result<std::string>(std::move(p.logout_tag));
+    p.logout_tag.clear();
+    // Dovecot ends the session as "Logged out" even when the client closed right after
+    // the command, unread answers and all (a RST): checked on 2.3.19.
+    if (answer_wait <= std::chrono::milliseconds(0))
+        return completion{imap::condition::ok, {}, "not waited for"};
     const auto end = std::chrono::steady_clock::now() + answer_wait;
     while (!p.finished.count(*tag)) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1357,6 +1363,15 @@ result<completion> session::logout(std::chrono::milliseconds answer_wait) {
     auto c = p.wait(*tag);
     if (!c && c.error() == errc::server_bye) return completion{imap::condition::ok, {}, "BYE"};
     return c;
+}
+
+result<void> session::logout_ahead() {
+    auto& p = *impl_;
+    if (!p.logout_tag.empty()) return {};
+    auto tag = p.send(imap::cmd::logout(), nullptr);
+    if (!tag) return tag.error();
+    p.logout_tag = *tag;
+    return flush();
 }
 
 bool session::usable() const {

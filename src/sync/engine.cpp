@@ -138,6 +138,15 @@ class run {
     run(journal::journal& j, const channel_job& job, store::store& a, store::store& b,
         const log::logger& log, const progress_fn& on_progress)
         : journal_(j), job_(job), lanes_{{&a, &b}}, log_(log), on_progress_(on_progress) {}
+    // The lanes' own connections end together: every LOGOUT goes out before any answer is
+    // waited for (the channel's stores are the caller's).
+    ~run() {
+        for (auto& lane : lane_stores_)
+            for (side s : both_sides)
+                if (lane[s]) lane[s]->close_ahead();
+    }
+    run(const run&) = delete;
+    run& operator=(const run&) = delete;
 
     channel_report go();
 

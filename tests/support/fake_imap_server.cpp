@@ -185,6 +185,8 @@ void fake_imap_server::run() {
     };
 
     if (!accept_one()) return finish(false);
+    static const std::regex logout_command(R"(^\S+ LOGOUT$)", std::regex::icase);
+    bool logged_out = false;
     for (std::size_t i = 0; i < script_.size(); ++i) {
         {
             std::lock_guard lock(mutex_);
@@ -197,6 +199,12 @@ void fake_imap_server::run() {
                 std::string data = substitute(s.text);
                 if (s.what == step::kind::send) data += "\r\n";
                 if (conn_fd_ < 0 || !send_all(data)) {
+                    // A client may close as soon as its LOGOUT is out (tandem does): the
+                    // BYE and the OK then have no one to go to, and the script is done.
+                    if (logged_out) {
+                        close_connection();
+                        return finish(true);
+                    }
                     fail("cannot send: " + data);
                     close_connection();
                     return finish(false);
@@ -210,6 +218,7 @@ void fake_imap_server::run() {
                     close_connection();
                     return finish(false);
                 }
+                logged_out = logged_out || std::regex_search(line, logout_command);
                 std::smatch m;
                 if (!std::regex_match(line, m, std::regex(s.text))) {
                     fail("\"" + line + "\" does not match: " + s.text);

@@ -26,8 +26,9 @@ struct gate {
     std::size_t wanted = 2;
     bool by_mailbox = false;
     std::chrono::milliseconds patience{3000};
-    int opened = 0;      // stores that another() gave
-    int flag_calls = 0;  // set_flags() calls
+    int opened = 0;        // stores that another() gave
+    int closed_ahead = 0;  // of those, how many were told close_ahead() before their end
+    int flag_calls = 0;    // set_flags() calls
     bool refuse_another = false;
 
     void enter(const std::string& mailbox) {
@@ -61,6 +62,13 @@ class gated_store final : public tandem::store::store {
         : inner_(inner), gate_(g), uses_journal_(uses_journal) {}
     gated_store(std::unique_ptr<tandem::store::store> owned, gate& g, bool uses_journal)
         : owned_(std::move(owned)), inner_(*owned_), gate_(g), uses_journal_(uses_journal) {}
+    ~gated_store() override {
+        if (!owned_ || !closing_) return;
+        std::lock_guard lock(gate_.m);
+        ++gate_.closed_ahead;
+    }
+    gated_store(const gated_store&) = delete;
+    gated_store& operator=(const gated_store&) = delete;
 
     std::string describe() const override { return inner_.describe(); }
     const std::string& last_error() const override { return inner_.last_error(); }
@@ -141,7 +149,13 @@ class gated_store final : public tandem::store::store {
         };
     }
 
+    void close_ahead() override {
+        closing_ = true;
+        inner_.close_ahead();
+    }
+
   private:
+    bool closing_ = false;
     std::unique_ptr<tandem::store::store> owned_;
     tandem::store::store& inner_;
     gate& gate_;

@@ -321,9 +321,12 @@ class session {
     result<bool> idle(std::chrono::milliseconds timeout);
     // Sends LOGOUT and reads its answer for up to `answer_wait` (the BYE, then the tagged
     // OK), then closes the connection whatever came: the end of a run need not wait a whole
-    // round trip on a slow link. errc::timeout when the answer did not come in time.
+    // round trip on a slow link. errc::timeout when the answer did not come in time; zero:
+    // closes once the command is sent, and says OK.
     result<completion> logout(
         std::chrono::milliseconds answer_wait = std::chrono::milliseconds(1000));
+    // Sends LOGOUT now and returns; logout() then only reads the answer, if it waits.
+    result<void> logout_ahead();
     // False once the connection failed or was closed (LOGOUT, BYE).
     bool usable() const;
 

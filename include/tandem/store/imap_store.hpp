@@ -119,6 +119,7 @@ class imap_store final : public store {
     opener another() override;
     // None through a tunnel.
     std::optional<std::chrono::microseconds> round_trip() const override;
+    void close_ahead() override;
 
     fetch_measure measured_fetches() const;
 

@@ -212,6 +212,10 @@ class store {
     // The link's round trip as the kernel measured it (TCP), where there is one: each
     // mailbox costs a few of them, which several connections overlap.
     virtual std::optional<std::chrono::microseconds> round_trip() const { return std::nullopt; }
+    // The store will not be used again: it may start ending its session now (an IMAP
+    // store sends its LOGOUT), the rest in its destructor. The engine calls it on every
+    // lane's stores before it destroys any, so that no destructor waits on another's.
+    virtual void close_ahead() {}
 };
 
 }  // namespace tandem::store

@@ -192,6 +192,33 @@ TEST_P(session_test, automatic_compress_follows_the_measured_rates_on_a_far_link
     EXPECT_FALSE((*s)->compressed());
 }
 
+// Two connections end in one round trip: both LOGOUTs go out, then each answer is read,
+// and no second LOGOUT is sent.
+TEST_P(session_test, logout_ahead_sends_it_and_logout_then_reads_the_answer) {
+    std::mutex m;
+    std::string trace1, trace2;
+    auto s1 = session::connect(traced_endpoint(m, trace1));
+    auto s2 = session::connect(traced_endpoint(m, trace2));
+    ASSERT_TRUE(s1 && s2);
+    ASSERT_TRUE((*s1)->logout_ahead());
+    ASSERT_TRUE((*s2)->logout_ahead());
+    ASSERT_TRUE((*s1)->logout_ahead());  // once is enough
+    for (auto* s : {&*s1, &*s2}) {
+        auto bye = (*s)->logout();
+        ASSERT_TRUE(bye) << bye.error().message();
+        EXPECT_EQ(bye->status, imap::condition::ok);
+        EXPECT_FALSE((*s)->usable());
+    }
+    std::lock_guard lock(m);
+    for (const auto* t : {&trace1, &trace2}) {
+        std::size_t logouts = 0;
+        for (std::size_t at = 0; (at = t->find(" LOGOUT\n", at)) != std::string::npos; ++at)
+            ++logouts;
+        EXPECT_EQ(logouts, 1u) << *t;
+        EXPECT_NE(t->find("S: * BYE"), std::string::npos) << *t;
+    }
+}
+
 TEST_P(session_test, wrong_password_is_an_authentication_error_with_the_server_text) {
     if (GetParam().how == mode::tunnel) return;  // a preauth tunnel has no password
     auto ep = make_endpoint();

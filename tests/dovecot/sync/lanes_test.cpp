@@ -131,6 +131,8 @@ TEST_F(lanes, mailboxes_of_two_servers_sync_at_once_on_more_connections) {
     EXPECT_EQ(r.total.copied.b, 12u);
     EXPECT_EQ(ga.opened, 2) << "two more connections to each account";
     EXPECT_EQ(gb.opened, 2);
+    EXPECT_EQ(ga.closed_ahead, 2) << "the lanes' LOGOUTs go out together";
+    EXPECT_EQ(gb.closed_ahead, 2);
     EXPECT_GE(ga.most_mailboxes, 2u) << "the mailboxes were collected one after the other";
     for (const auto& f : folders) {
         auto msgs = test::list_messages(*server_, bob_, f);
