@@ -266,12 +266,21 @@ struct connection::impl {
         bool done = false;
         error_code rec;
         tcp::resolver::results_type endpoints;
-        resolver.async_resolve(cfg.host, std::to_string(cfg.port),
-                               [&](const error_code& ec, tcp::resolver::results_type r) {
-                                   done = true;
-                                   rec = ec;
-                                   endpoints = std::move(r);
-                               });
+        // An address needs no resolver: Asio's asynchronous one starts a thread of its own
+        // for getaddrinfo, a few hundred microseconds before the first byte can go out.
+        if (auto addr = asio::ip::make_address(cfg.host, rec); !rec) {
+            endpoints = tcp::resolver::results_type::create(tcp::endpoint(addr, cfg.port), cfg.host,
+                                                            std::to_string(cfg.port));
+            done = true;
+        } else {
+            rec.clear();
+            resolver.async_resolve(cfg.host, std::to_string(cfg.port),
+                                   [&](const error_code& ec, tcp::resolver::results_type r) {
+                                       done = true;
+                                       rec = ec;
+                                       endpoints = std::move(r);
+                                   });
+        }
         if (!run_until([&] { return done; }, cfg.connect_timeout, false)) {
             resolver.cancel();
             drain_flag(done);
