@@ -8,6 +8,8 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <utility>
+#include <variant>
 
 namespace tandem::cli {
 
@@ -133,6 +135,50 @@ std::string to_json(const std::vector<sync::channel_report>& reports, int exit_c
     return boost::json::serialize(top);
 }
 
+namespace {
+
+std::string local_time(std::int64_t when) {
+    std::time_t tt = when;
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&tt));
+    return buf;
+}
+
+// What compress = auto has measured of the channel's IMAP stores (cli::remember_link): a
+// line each, or JSON objects.
+void print_links(const config::configuration& cfg, const config::channel& ch,
+                 journal::journal& journal, const journal::lmdb::txn& t, bool json,
+                 boost::json::array& out) {
+    for (const auto& name : {ch.a, ch.b}) {
+        const auto* st = cfg.find_store(name);
+        if (!st || !std::holds_alternative<config::imap_store>(*st)) continue;
+        auto h = journal.find_link(t, name);
+        if (!h || *h == journal::link_history{}) continue;
+        auto sample_json = [](const journal::link_sample& x) -> boost::json::value {
+            if (!x.when) return nullptr;
+            return boost::json::object{{"bytes_per_second", x.bytes_per_second}, {"when", x.when}};
+        };
+        if (json) {
+            out.emplace_back(boost::json::object{{"store", name},
+                                                 {"plain", sample_json(h->plain)},
+                                                 {"compressed", sample_json(h->compressed)}});
+            continue;
+        }
+        std::cout << "  store " << name << ": bodies came at";
+        const char* sep = " ";
+        for (const auto& [x, how] :
+             {std::pair{h->plain, "without COMPRESS"}, std::pair{h->compressed, "with COMPRESS"}}) {
+            if (!x.when) continue;
+            std::cout << sep << x.bytes_per_second / 1000 << " kB/s " << how << " ("
+                      << local_time(x.when) << ")";
+            sep = ", ";
+        }
+        std::cout << '\n';
+    }
+}
+
+}  // namespace
+
 bool print_status(const config::configuration& cfg, journal::journal& journal,
                   const std::vector<std::string>& wanted, bool json) {
     auto t = journal.begin_read();
@@ -166,13 +212,7 @@ bool print_status(const config::configuration& cfg, journal::journal& journal,
         boost::json::array boxes;
         for (const auto& p : *pairs) {
             auto count = journal.count_records(*t, p.state.id);
-            std::string when = "never";
-            if (p.state.last_sync) {
-                std::time_t tt = p.state.last_sync;
-                char buf[64];
-                std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&tt));
-                when = buf;
-            }
+            std::string when = p.state.last_sync ? local_time(p.state.last_sync) : "never";
             std::string state = p.state.status == journal::pair_status::ok        ? "ok"
                                 : p.state.status == journal::pair_status::pending ? "pending"
                                                                                   : "error";
@@ -191,9 +231,13 @@ bool print_status(const config::configuration& cfg, journal::journal& journal,
                 std::cout << '\n';
             }
         }
+        boost::json::array links;
+        print_links(cfg, ch, journal, *t, json, links);
         if (json)
-            out.emplace_back(boost::json::object{
-                {"channel", ch.name}, {"pending", pending}, {"mailboxes", boxes}});
+            out.emplace_back(boost::json::object{{"channel", ch.name},
+                                                 {"pending", pending},
+                                                 {"mailboxes", boxes},
+                                                 {"links", links}});
     }
     if (json) std::cout << boost::json::serialize(out) << '\n';
     return ok;

@@ -352,6 +352,29 @@ TEST(cli, a_run_keeps_the_rate_its_bodies_came_at_with_and_without_compress) {
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_EQ(link_of(c.w, "server"), h2);
     EXPECT_EQ(c.a().snapshot(), c.b().snapshot());
+
+    // `status` shows both rates.
+    auto st = c.w.run({"status"});
+    EXPECT_EQ(st.exit_code, 0) << st.describe();
+    EXPECT_TRUE(contains(st.out, "store server: bodies came at")) << st.out;
+    EXPECT_TRUE(contains(st.out, "kB/s without COMPRESS")) << st.out;
+    EXPECT_TRUE(contains(st.out, "kB/s with COMPRESS")) << st.out;
+    auto js = c.w.run({"status", "--json"});
+    EXPECT_EQ(js.exit_code, 0) << js.describe();
+    boost::system::error_code ec;
+    auto v = boost::json::parse(js.out, ec);
+    ASSERT_FALSE(ec) << js.out;
+    const auto* ch = v.is_array() && !v.as_array().empty() && v.as_array()[0].is_object()
+                         ? &v.as_array()[0].as_object()
+                         : nullptr;
+    ASSERT_TRUE(ch) << js.out;
+    const auto* links = ch->if_contains("links");
+    ASSERT_TRUE(links && links->is_array() && links->as_array().size() == 1) << js.out;
+    const auto& link = links->as_array()[0].as_object();
+    EXPECT_EQ(link.at("store"), boost::json::value("server"));
+    EXPECT_EQ(link.at("plain").at("bytes_per_second").to_number<std::uint64_t>(),
+              h2.plain.bytes_per_second);
+    EXPECT_EQ(link.at("compressed").at("when").to_number<std::int64_t>(), h2.compressed.when);
 }
 
 // On a link taken as far (TANDEM_ROUND_TRIP_MS, as the benchmark's delaying proxy needs),
