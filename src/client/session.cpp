@@ -13,6 +13,7 @@
 #include <cctype>
 #include <map>
 #include <set>
+#include <utility>
 
 namespace tandem::client {
 
@@ -167,6 +168,12 @@ struct session::impl {
     bool granted = false;  // a `+` arrived for the literal at the front of outq
     error_code broken;
     std::string logout_tag;  // logout_ahead()'s, until logout() reads its answer
+
+    // The kernel's, or the one the endpoint says to assume (session::round_trip()).
+    std::optional<std::chrono::microseconds> round_trip() const {
+        if (ep.assumed_round_trip) return ep.assumed_round_trip;
+        return conn ? conn->round_trip() : std::nullopt;
+    }
     completion last_error;
     std::deque<unsolicited> unsol;
     std::uint64_t untagged_count = 0;
@@ -640,9 +647,7 @@ struct session::impl {
         bool want_compress =
             ep.compress == compress_mode::yes ||
             (ep.compress == compress_mode::automatic &&
-             compress_pays(!ep.assumed_round_trip && conn->loopback(),
-                           ep.assumed_round_trip ? ep.assumed_round_trip : conn->round_trip(),
-                           ep.measured));
+             compress_pays(!ep.assumed_round_trip && conn->loopback(), round_trip(), ep.measured));
         std::string compress_tag;
         if (want_compress && has("COMPRESS=DEFLATE")) {
             // RFC 4978 3: the last command of the flight; nothing may follow until its OK.
@@ -760,8 +765,7 @@ bool session::utf8_enabled() const {
     return impl_->enabled.count("UTF8=ACCEPT") > 0;
 }
 std::optional<std::chrono::microseconds> session::round_trip() const {
-    if (impl_->ep.assumed_round_trip) return impl_->ep.assumed_round_trip;
-    return impl_->conn ? impl_->conn->round_trip() : std::nullopt;
+    return impl_->round_trip();
 }
 bool session::compressed() const {
     return impl_->conn->compressed();
@@ -1341,14 +1345,13 @@ result<completion> session::logout(std::chrono::milliseconds answer_wait) {
         }
     } on_exit{p};
     if (auto r = logout_ahead(); !r) return r.error();
-    const auto tag = result<std::string>(std::move(p.logout_tag));
-    p.logout_tag.clear();
+    const std::string tag = std::exchange(p.logout_tag, std::string());
     // Dovecot ends the session as "Logged out" even when the client closed right after
     // the command, unread answers and all (a RST): checked on 2.3.19.
     if (answer_wait <= std::chrono::milliseconds(0))
         return completion{imap::condition::ok, {}, "not waited for"};
     const auto end = std::chrono::steady_clock::now() + answer_wait;
-    while (!p.finished.count(*tag)) {
+    while (!p.finished.count(tag)) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             end - std::chrono::steady_clock::now());
         if (left <= std::chrono::milliseconds(0)) return errc::timeout;
@@ -1360,7 +1363,7 @@ result<completion> session::logout(std::chrono::milliseconds answer_wait) {
             return r.error();
         }
     }
-    auto c = p.wait(*tag);
+    auto c = p.wait(tag);
     if (!c && c.error() == errc::server_bye) return completion{imap::condition::ok, {}, "BYE"};
     return c;
 }

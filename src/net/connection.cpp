@@ -268,12 +268,12 @@ struct connection::impl {
         tcp::resolver::results_type endpoints;
         // An address needs no resolver: Asio's asynchronous one starts a thread of its own
         // for getaddrinfo, a few hundred microseconds before the first byte can go out.
-        if (auto addr = asio::ip::make_address(cfg.host, rec); !rec) {
+        error_code not_address;
+        if (auto addr = asio::ip::make_address(cfg.host, not_address); !not_address) {
             endpoints = tcp::resolver::results_type::create(tcp::endpoint(addr, cfg.port), cfg.host,
                                                             std::to_string(cfg.port));
             done = true;
         } else {
-            rec.clear();
             resolver.async_resolve(cfg.host, std::to_string(cfg.port),
                                    [&](const error_code& ec, tcp::resolver::results_type r) {
                                        done = true;

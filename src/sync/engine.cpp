@@ -1236,11 +1236,18 @@ void run::execute(const plan& p) {
         parts.push_back(x);
         i = x.end;
     }
+    // The stretches of parts between two that run alone: [first, last), then *last alone.
+    std::vector<std::pair<std::vector<part>::iterator, std::vector<part>::iterator>> stretches;
+    for (auto first = parts.begin();;) {
+        auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
+        stretches.emplace_back(first, last);
+        if (last == parts.end()) break;
+        first = last + 1;
+    }
     std::vector<std::size_t> usable;  // lanes whose logins went through
     for (std::size_t k = 0; k < lanes_.size(); ++k)
         if (lanes_[k].a) usable.push_back(k);
-    for (auto first = parts.begin(); first != parts.end();) {
-        auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
+    for (auto [first, last] : stretches) {
         // A mailbox may have several parts (its creation, then its copies after the other
         // mailboxes' creations): one lane for all of them.
         std::map<mailbox_work*, std::size_t> actions;
@@ -1257,19 +1264,15 @@ void run::execute(const plan& p) {
             w->lane = usable[k];
             load[k] += n;
         }
-        first = last == parts.end() ? last : last + 1;
     }
     for (const auto& a : p.actions)
         if (const auto* c = action_if<create_mailbox>(a)) do_create(*c);
-    for (auto first = parts.begin(); first != parts.end();) {
-        auto last = std::find_if(first, parts.end(), [](const part& x) { return x.alone; });
+    for (auto [first, last] : stretches) {
         in_lanes([&](std::size_t lane) {
             for (auto it = first; it != last; ++it)
                 if (it->w->lane == lane) execute_range(p, it->begin, it->end, true);
         });
-        if (last == parts.end()) break;
-        execute_range(p, last->begin, last->end, true);
-        first = last + 1;
+        if (last != parts.end()) execute_range(p, last->begin, last->end, true);
     }
 }
 
