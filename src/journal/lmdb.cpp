@@ -42,8 +42,15 @@ struct env_state {
     // 2 MB journal (c5000) was still resident at its peak, 1 MB of 7-9, and releasing every
     // 128 cost no measurable CPU there; at 200,000 messages it cost 40-60 ms of CPU in
     // S3-S6 and 0.8 s in a first sync, so a journal of 16 MB or more keeps 1024.
+    // A lookup from the root (a get, a put, a cursor positioned by key) counts as
+    // `lookup_weight` steps of a walk: a walk's next leaf is the page after the one it
+    // left, where a lookup lands anywhere and each of its pages brings 16 with it. With
+    // every touch counted alike, S3-S6 of c5000 (a few dozen lookups and writes, after the
+    // walks) kept 1.5-2 MB of the 3 MB journal resident at their peaks; 0.3-0.5 MB with
+    // lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB).
     static constexpr std::size_t release_small = 128, release_large = 1024;
     static constexpr std::size_t large_pages = 4096;
+    static constexpr std::size_t lookup_weight = 8;
     std::atomic<std::size_t> release_every{release_small};
     // Several threads read at once (the engine's lanes): one of them releases, the others
     // go on.
@@ -54,8 +61,9 @@ struct env_state {
     // MDB_FIXEDMAP), so /proc/self/maps is asked, again whenever the map size changed.
     void* map_addr = nullptr;
     std::size_t map_size = 0;
-    void touched() {
-        if (touches.fetch_add(1, std::memory_order_relaxed) + 1 <
+    std::size_t page_size = 0;
+    void touched(std::size_t weight) {
+        if (touches.fetch_add(weight, std::memory_order_relaxed) + weight <
             release_every.load(std::memory_order_relaxed))
             return;
         std::unique_lock turn(release_turn, std::try_to_lock);
@@ -63,14 +71,27 @@ struct env_state {
         touches.store(0, std::memory_order_relaxed);
         MDB_envinfo info{};
         if (mdb_env_info(handle, &info) != 0) return;
-        release_every.store(info.me_last_pgno < large_pages ? release_small : release_large,
-                            std::memory_order_relaxed);
+        // A release costs 0.1-0.3 ms (the unmapping, and the lookups that fault their pages
+        // back; c5000's first sync took 0.3-0.45 s more CPU without this): a first sync, which
+        // looks up tens of thousands of keys, goes to fewer releases after every 128, up to
+        // release_large.
+        const std::size_t base = info.me_last_pgno < large_pages ? release_small : release_large;
+        const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
+        release_every.store(std::min(release_large, base << slower), std::memory_order_relaxed);
         if (info.me_mapsize != map_size) {
             map_size = info.me_mapsize;
             map_addr = find_map(map_size);
+            MDB_stat st{};
+            page_size = mdb_env_stat(handle, &st) == 0 ? st.ms_psize : 0;
         }
-        if (map_addr && ::madvise(map_addr, map_size, MADV_DONTNEED) == 0) ++releases;
+        // Only the pages in use can be mapped: no transaction reads past the last page of
+        // the newest commit (the file only grows).
+        const std::size_t used =
+            page_size ? std::min(map_size, (info.me_last_pgno + 1) * page_size) : map_size;
+        if (map_addr && ::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
     }
+    void touched() { touched(1); }
+    void looked_up() { touched(lookup_weight); }
     void* find_map(std::size_t size) const {
         int fd = -1;
         struct stat st {};
@@ -209,7 +230,10 @@ result<std::optional<entry>> cursor::step(MDB_cursor_op op, std::string_view key
     MDB_val k = to_val(key);
     MDB_val v{0, nullptr};
     int rc = mdb_cursor_get(handle_, &k, &v, op);
-    if (env_) env_->touched();
+    if (env_) {
+        const bool walks = op == MDB_NEXT || op == MDB_PREV || op == MDB_GET_CURRENT;
+        walks ? env_->touched() : env_->looked_up();
+    }
     if (rc == MDB_NOTFOUND) return std::optional<entry>();
     if (rc) return make_error(call::cursor_get, rc);
     return std::optional<entry>(entry{from_val(k), from_val(v)});
@@ -277,7 +301,7 @@ result<std::optional<std::string_view>> txn::get(dbi d, std::string_view key) co
     MDB_val k = to_val(key);
     MDB_val v{0, nullptr};
     int rc = mdb_get(handle_, d.handle(), &k, &v);
-    if (env_) env_->touched();
+    if (env_) env_->looked_up();
     if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
     if (rc) return make_error(call::get, rc);
     return std::optional<std::string_view>(from_val(v));
@@ -293,7 +317,7 @@ result<void> write_txn::put(dbi d, std::string_view key, std::string_view value)
     MDB_val k = to_val(key);
     MDB_val v = to_val(value);
     if (int rc = mdb_put(handle_, d.handle(), &k, &v, 0)) return make_error(call::put, rc);
-    if (env_) env_->touched();
+    if (env_) env_->looked_up();
     return {};
 }
 
@@ -301,7 +325,7 @@ result<bool> write_txn::insert(dbi d, std::string_view key, std::string_view val
     MDB_val k = to_val(key);
     MDB_val v = to_val(value);
     int rc = mdb_put(handle_, d.handle(), &k, &v, MDB_NOOVERWRITE);
-    if (env_) env_->touched();
+    if (env_) env_->looked_up();
     if (rc == MDB_KEYEXIST) return false;
     if (rc) return result<bool>(boost::system::in_place_error, make_error(call::put, rc));
     return true;
@@ -310,7 +334,7 @@ result<bool> write_txn::insert(dbi d, std::string_view key, std::string_view val
 result<bool> write_txn::erase(dbi d, std::string_view key) {
     MDB_val k = to_val(key);
     int rc = mdb_del(handle_, d.handle(), &k, nullptr);
-    if (env_) env_->touched();
+    if (env_) env_->looked_up();
     if (rc == MDB_NOTFOUND) return false;
     if (rc) return result<bool>(boost::system::in_place_error, make_error(call::del, rc));
     return true;

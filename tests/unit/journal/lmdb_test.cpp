@@ -340,21 +340,55 @@ TEST_F(lmdb_env, a_long_walk_does_not_keep_the_map_resident) {
 
 // A small journal (a few MB: c5000's is 2 MB) is released more often than a large one: what
 // a short run touches of it would otherwise stay resident up to its end.
-TEST_F(lmdb_env, a_small_journal_is_released_every_128_reads) {
+// A lookup lands anywhere in the file and maps 16 pages with each one it faults in, a walk
+// goes on to the next page: 16 lookups release a small journal's map, a walk 128 steps.
+TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_128_steps_of_a_walk) {
     open();
     ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
-        for (std::uint32_t i = 0; i < 3000; ++i)
-            if (auto r = w.put(db, be32(i), std::string(300, 'v')); !r) return r;
+        // 840 KB, in 75 releases (the puts are lookups too): under the 128 after which
+        // releases slow down.
+        for (std::uint32_t i = 0; i < 1200; ++i)
+            if (auto r = w.put(db, be32(i), std::string(700, 'v')); !r) return r;
         return {};
     }));
     auto r = env.begin_read();
     ASSERT_TRUE(r);
     const auto before = env.page_releases();
-    for (std::uint32_t i = 0; i < 3000; ++i) {
-        auto v = r->get(db, be32(i));
+    for (std::uint32_t i = 0; i < 160; ++i) {
+        auto v = r->get(db, be32(i * 7));
         ASSERT_TRUE(v && *v);
     }
-    EXPECT_GE(env.page_releases() - before, 3000u / 128 - 2);
+    const auto after_lookups = env.page_releases();
+    EXPECT_GE(after_lookups - before, 9u);
+    EXPECT_LE(after_lookups - before, 11u);
+    auto c = r->open_cursor(db);
+    ASSERT_TRUE(c);
+    std::size_t walked = 0;
+    ASSERT_TRUE(c->scan({}, {}, [&](const lmdb::entry&) { ++walked; }));
+    EXPECT_EQ(walked, 1200u);
+    const auto after_walk = env.page_releases() - after_lookups;
+    EXPECT_GE(after_walk, 1200u / 128 - 1);
+    EXPECT_LE(after_walk, 1200u / 128 + 2);
+}
+
+// Tens of thousands of lookups (a first sync) release less and less often: after each 128
+// releases the interval doubles, up to that of a large journal.
+TEST_F(lmdb_env, many_lookups_release_less_often) {
+    open();
+    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
+        for (std::uint32_t i = 0; i < 100; ++i)
+            if (auto r = w.put(db, be32(i), "v"); !r) return r;
+        return {};
+    }));
+    auto r = env.begin_read();
+    ASSERT_TRUE(r);
+    const auto before = env.page_releases();
+    for (std::uint32_t i = 0; i < 20000; ++i) ASSERT_TRUE(r->get(db, be32(i % 100)));
+    // After the puts' 6: 122 releases every 16 lookups, 128 every 32, 128 every 64, then
+    // every 128: 423 in all (every 16 lookups throughout: 1,250).
+    const auto released = env.page_releases() - before;
+    EXPECT_GE(released, 400u);
+    EXPECT_LE(released, 440u);
 }
 
 TEST_F(lmdb_env, cursor_ranges) {
