@@ -72,12 +72,13 @@ struct env_state {
         MDB_envinfo info{};
         if (mdb_env_info(handle, &info) != 0) return;
         // A release costs 0.1-0.3 ms (the unmapping, and the lookups that fault their pages
-        // back; c5000's first sync took 0.3-0.45 s more CPU without this): a first sync, which
-        // looks up tens of thousands of keys, goes to fewer releases after every 128, up to
-        // release_large.
+        // back; c5000's first sync took 0.3-0.45 s more CPU without this): a first sync,
+        // which looks up tens of thousands of keys, releases half as often after each 128
+        // releases, down to an eighth (then a small journal releases every 128 lookups and
+        // a large one every 1024, as before lookups weighed more).
         const std::size_t base = info.me_last_pgno < large_pages ? release_small : release_large;
         const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
-        release_every.store(std::min(release_large, base << slower), std::memory_order_relaxed);
+        release_every.store(base << slower, std::memory_order_relaxed);
         if (info.me_mapsize != map_size) {
             map_size = info.me_mapsize;
             map_addr = find_map(map_size);
