@@ -42,15 +42,18 @@ struct env_state {
     // 2 MB journal (c5000) was still resident at its peak, 1 MB of 7-9, and releasing every
     // 128 cost no measurable CPU there; at 200,000 messages it cost 40-60 ms of CPU in
     // S3-S6 and 0.8 s in a first sync, so a journal of 16 MB or more keeps 1024.
-    // A lookup from the root (a get, a put, a cursor positioned by key) counts as
-    // `lookup_weight` steps of a walk: a walk's next leaf is the page after the one it
-    // left, where a lookup lands anywhere and each of its pages brings 16 with it. With
-    // every touch counted alike, S3-S6 of c5000 (a few dozen lookups and writes, after the
-    // walks) kept 1.5-2 MB of the 3 MB journal resident at their peaks; 0.3-0.5 MB with
-    // lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB).
+    // In a small journal a lookup from the root (a get, a put, a cursor positioned by key)
+    // counts as `small_lookup_weight` steps of a walk: a walk's next leaf is the page after
+    // the one it left, where a lookup lands anywhere and each of its pages brings 16 with
+    // it. With every touch counted alike, S3-S6 of c5000 (a few dozen lookups and writes,
+    // after the walks) kept 1.5-2 MB of the 3 MB journal resident at their peaks; 0.3-0.5 MB
+    // with lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB). At 200,000 messages the
+    // same weight cost CPU (first sync 10.6 -> 12.0 s, S7 0.55 -> 0.74 s) and saved no
+    // RSS there, so a large journal counts every touch as one.
     static constexpr std::size_t release_small = 128, release_large = 1024;
     static constexpr std::size_t large_pages = 4096;
-    static constexpr std::size_t lookup_weight = 8;
+    static constexpr std::size_t small_lookup_weight = 8;
+    std::atomic<std::size_t> lookup_weight{small_lookup_weight};
     std::atomic<std::size_t> release_every{release_small};
     // Several threads read at once (the engine's lanes): one of them releases, the others
     // go on.
@@ -72,13 +75,15 @@ struct env_state {
         MDB_envinfo info{};
         if (mdb_env_info(handle, &info) != 0) return;
         // A release costs 0.1-0.3 ms (the unmapping, and the lookups that fault their pages
-        // back; c5000's first sync took 0.3-0.45 s more CPU without this): a first sync,
-        // which looks up tens of thousands of keys, releases half as often after each 128
-        // releases, down to an eighth (then a small journal releases every 128 lookups and
-        // a large one every 1024, as before lookups weighed more).
-        const std::size_t base = info.me_last_pgno < large_pages ? release_small : release_large;
+        // back; c5000's first sync took 0.3-0.45 s more CPU without this): in a small
+        // journal a first sync, which looks up tens of thousands of keys, releases half as
+        // often after each 128 releases, down to an eighth (every 128 lookups, as before
+        // lookups weighed more).
+        const bool small = info.me_last_pgno < large_pages;
         const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
-        release_every.store(base << slower, std::memory_order_relaxed);
+        release_every.store(small ? release_small << slower : release_large,
+                            std::memory_order_relaxed);
+        lookup_weight.store(small ? small_lookup_weight : 1, std::memory_order_relaxed);
         if (info.me_mapsize != map_size) {
             map_size = info.me_mapsize;
             map_addr = find_map(map_size);
@@ -92,7 +97,7 @@ struct env_state {
         if (map_addr && ::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
     }
     void touched() { touched(1); }
-    void looked_up() { touched(lookup_weight); }
+    void looked_up() { touched(lookup_weight.load(std::memory_order_relaxed)); }
     void* find_map(std::size_t size) const {
         int fd = -1;
         struct stat st {};
