@@ -51,7 +51,7 @@ struct env_state {
     // same weight cost CPU (first sync 10.6 -> 12.0 s, S7 0.55 -> 0.74 s) and saved no
     // RSS there, so a large journal counts every touch as one.
     static constexpr std::size_t release_small = 128, release_large = 1024;
-    static constexpr std::size_t large_pages = 4096;
+    static constexpr std::size_t large_file = 16 << 20;
     static constexpr std::size_t small_lookup_weight = 8;
     std::atomic<std::size_t> lookup_weight{small_lookup_weight};
     std::atomic<std::size_t> release_every{release_small};
@@ -61,10 +61,13 @@ struct env_state {
     std::atomic<std::size_t> releases{0};
     std::mutex release_turn;
     // Where the map is: LMDB does not say (MDB_envinfo::me_mapaddr is only set for
-    // MDB_FIXEDMAP), so /proc/self/maps is asked, again whenever the map size changed.
+    // MDB_FIXEDMAP), so /proc/self/maps is asked, again whenever the map size changed
+    // (resize_map counts map_changes).
+    std::atomic<std::size_t> map_changes{0};
+    std::size_t map_seen = ~std::size_t{0};
     void* map_addr = nullptr;
     std::size_t map_size = 0;
-    std::size_t page_size = 0;
+    int fd = -1;
     void touched(std::size_t weight) {
         if (touches.fetch_add(weight, std::memory_order_relaxed) + weight <
             release_every.load(std::memory_order_relaxed))
@@ -72,36 +75,36 @@ struct env_state {
         std::unique_lock turn(release_turn, std::try_to_lock);
         if (!turn) return;
         touches.store(0, std::memory_order_relaxed);
-        MDB_envinfo info{};
-        if (mdb_env_info(handle, &info) != 0) return;
+        if (const auto changes = map_changes.load(); changes != map_seen) {
+            MDB_envinfo info{};
+            if (mdb_env_info(handle, &info) != 0 || mdb_env_get_fd(handle, &fd) != 0) return;
+            map_seen = changes;
+            map_size = info.me_mapsize;
+            map_addr = find_map(map_size);
+        }
+        // The file's size, not mdb_env_info's last page: that reads the meta page, which
+        // the last release unmapped, and a fault here costs 10-15 us with the 15 pages the
+        // kernel maps around it. No transaction reads past the end of the file.
+        struct stat file {};
+        if (!map_addr || ::fstat(fd, &file) != 0) return;
+        const auto used = std::min(map_size, static_cast<std::size_t>(file.st_size));
         // A release costs 0.1-0.3 ms (the unmapping, and the lookups that fault their pages
         // back; c5000's first sync took 0.3-0.45 s more CPU without this): in a small
         // journal a first sync, which looks up tens of thousands of keys, releases half as
         // often after each 128 releases, down to an eighth (every 128 lookups, as before
         // lookups weighed more).
-        const bool small = info.me_last_pgno < large_pages;
+        const bool small = used < large_file;
         const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
         release_every.store(small ? release_small << slower : release_large,
                             std::memory_order_relaxed);
         lookup_weight.store(small ? small_lookup_weight : 1, std::memory_order_relaxed);
-        if (info.me_mapsize != map_size) {
-            map_size = info.me_mapsize;
-            map_addr = find_map(map_size);
-            MDB_stat st{};
-            page_size = mdb_env_stat(handle, &st) == 0 ? st.ms_psize : 0;
-        }
-        // Only the pages in use can be mapped: no transaction reads past the last page of
-        // the newest commit (the file only grows).
-        const std::size_t used =
-            page_size ? std::min(map_size, (info.me_last_pgno + 1) * page_size) : map_size;
-        if (map_addr && ::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
+        if (::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
     }
     void touched() { touched(1); }
     void looked_up() { touched(lookup_weight.load(std::memory_order_relaxed)); }
     void* find_map(std::size_t size) const {
-        int fd = -1;
         struct stat st {};
-        if (mdb_env_get_fd(handle, &fd) != 0 || ::fstat(fd, &st) != 0) return nullptr;
+        if (::fstat(fd, &st) != 0) return nullptr;
         std::ifstream maps("/proc/self/maps");
         std::string line;
         while (std::getline(maps, line)) {
@@ -426,6 +429,7 @@ static result<void> resize_map(detail::env_state& st, std::size_t size,
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     const int rc = mdb_env_set_mapsize(st.handle, size);
+    if (!rc) ++st.map_changes;
     st.resizing.store(false);
     if (rc) return make_error(call::env_set_mapsize, rc);
     return {};
