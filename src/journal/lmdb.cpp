@@ -48,8 +48,8 @@ struct env_state {
     // it. With every touch counted alike, S3-S6 of c5000 (a few dozen lookups and writes,
     // after the walks) kept 1.5-2 MB of the 3 MB journal resident at their peaks; 0.3-0.5 MB
     // with lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB). At 200,000 messages the
-    // same weight cost CPU (first sync 10.6 -> 12.0 s, S7 0.55 -> 0.74 s) and saved no
-    // RSS there, so a large journal counts every touch as one.
+    // same weight saved no RSS and seemed to cost CPU (one round: first sync 10.6 -> 12.0 s
+    // of CPU, S7 0.55 -> 0.74 s), so a large journal counts every touch as one.
     static constexpr std::size_t release_small = 128, release_large = 1024;
     static constexpr std::size_t large_file = 16 << 20;
     static constexpr std::size_t small_lookup_weight = 8;
