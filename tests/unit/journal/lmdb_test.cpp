@@ -27,6 +27,15 @@ struct lmdb_env : ::testing::Test {
     lmdb::env env;
     lmdb::dbi db;
 
+    // `count` entries, keys be32(0) up, values of `value_size` bytes, in one write.
+    void fill(std::uint32_t count, std::size_t value_size) {
+        ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
+            for (std::uint32_t i = 0; i < count; ++i)
+                if (auto r = w.put(db, be32(i), std::string(value_size, 'v')); !r) return r;
+            return {};
+        }));
+    }
+
     void open(lmdb::env_options o = {}) {
         o.durable = false;
         auto e = lmdb::env::open(dir / "env", o);
@@ -314,11 +323,7 @@ TEST_F(lmdb_env, many_small_commits_grow_the_map_before_it_fills) {
 // 200,000-message mailbox would otherwise count in full in tandem's RSS.
 TEST_F(lmdb_env, a_long_walk_does_not_keep_the_map_resident) {
     open();
-    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
-        for (std::uint32_t i = 0; i < 60000; ++i)
-            if (auto r = w.put(db, be32(i), std::string(300, 'v')); !r) return r;
-        return {};
-    }));
+    ASSERT_NO_FATAL_FAILURE(fill(60000, 300));
     const auto file = std::filesystem::canonical(dir / "env" / "data.mdb");
     const std::size_t file_kb = std::filesystem::file_size(file) / 1024;
     ASSERT_GT(file_kb, 16u * 1024);
@@ -344,13 +349,9 @@ TEST_F(lmdb_env, a_long_walk_does_not_keep_the_map_resident) {
 // goes on to the next page: 16 lookups release a small journal's map, a walk 128 steps.
 TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_128_steps_of_a_walk) {
     open();
-    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
-        // 840 KB, in 75 releases (the puts are lookups too): under the 128 after which
-        // releases slow down.
-        for (std::uint32_t i = 0; i < 1200; ++i)
-            if (auto r = w.put(db, be32(i), std::string(700, 'v')); !r) return r;
-        return {};
-    }));
+    // 840 KB, in 75 releases (the puts are lookups too): under the 128 after which
+    // releases slow down.
+    ASSERT_NO_FATAL_FAILURE(fill(1200, 700));
     auto r = env.begin_read();
     ASSERT_TRUE(r);
     const auto before = env.page_releases();
@@ -375,11 +376,7 @@ TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_128_steps_of_a_
 // releases the interval doubles, up to that of a large journal.
 TEST_F(lmdb_env, many_lookups_release_less_often) {
     open();
-    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
-        for (std::uint32_t i = 0; i < 100; ++i)
-            if (auto r = w.put(db, be32(i), "v"); !r) return r;
-        return {};
-    }));
+    ASSERT_NO_FATAL_FAILURE(fill(100, 1));
     auto r = env.begin_read();
     ASSERT_TRUE(r);
     const auto before = env.page_releases();
@@ -395,11 +392,8 @@ TEST_F(lmdb_env, many_lookups_release_less_often) {
 // 200,000 messages the weight of a small journal's lookups cost CPU and saved no memory.
 TEST_F(lmdb_env, a_large_journal_counts_a_lookup_as_one_touch) {
     open();
-    ASSERT_TRUE(env.write([&](lmdb::write_txn& w) -> tandem::result<void> {
-        for (std::uint32_t i = 0; i < 4200; ++i)  // a page of its own each: over 16 MB
-            if (auto r = w.put(db, be32(i), std::string(3900, 'v')); !r) return r;
-        return {};
-    }));
+    // A page of its own each: over 16 MB.
+    ASSERT_NO_FATAL_FAILURE(fill(4200, 3900));
     ASSERT_GE(env.used_size(), 4096u * 4096u);
     auto r = env.begin_read();
     ASSERT_TRUE(r);
