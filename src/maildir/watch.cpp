@@ -3,13 +3,24 @@
 
 #include "sys_p.hpp"
 
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <new>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace tandem::maildir {
 
@@ -49,21 +60,98 @@ change_watch::~change_watch() {
     if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+
+// What a closer shares with this process: the first bytes of its stack's mapping (the
+// stack grows down from the other end).
+struct closer_handoff {
+    int fd;
+    std::uint32_t parent_closed;  // a futex word
+};
+
+// The closer runs in this process's memory (CLONE_VM) on a stack of its own, while this
+// process goes on: it reads only its handoff, and makes only raw system calls (no errno,
+// no locks: the parent may be anywhere). Its descriptor table is a copy; it drops every
+// other descriptor first, so sockets, pipes and the journal's lock are not held a moment
+// longer than the parent holds them. It closes the watch only once the parent has closed
+// its own copy, so that its close is the last one, which waits for the teardown; a
+// parent killed in between costs it a second.
+__attribute__((no_sanitize("address", "undefined"))) int close_in_child(void* arg) {
+    auto* h = static_cast<closer_handoff*>(arg);
+    const auto fd = static_cast<unsigned>(h->fd);
+    if (fd > 0) ::syscall(SYS_close_range, 0U, fd - 1, 0U);
+    ::syscall(SYS_close_range, fd + 1, ~0U, 0U);
+    timespec wait_at_most{1, 0};
+    if (__atomic_load_n(&h->parent_closed, __ATOMIC_ACQUIRE) == 0)
+        ::syscall(SYS_futex, &h->parent_closed, FUTEX_WAIT_PRIVATE, 0U, &wait_at_most, nullptr, 0U);
+    ::syscall(SYS_close, fd);
+    return 0;
+}
+
+constexpr std::size_t closer_stack_size = 64 * 1024;
+
+// Closers started and not yet reaped, with their stacks: a stack is unmapped only once its
+// closer has exited. A process that exits first leaves them to the kernel.
+struct closers {
+    std::mutex lock;
+    std::vector<std::pair<pid_t, void*>> running;
+
+    void reap() {
+        std::erase_if(running, [](const std::pair<pid_t, void*>& c) {
+            int status = 0;
+            if (::waitpid(c.first, &status, WNOHANG) == 0) return false;
+            ::munmap(c.second, closer_stack_size);
+            return true;
+        });
+    }
+};
+
+closers& all_closers() {
+    static closers c;
+    return c;
+}
+
+// Closes `fd`, leaving the last close to a closer where the system lets us start one.
+void close_through_a_closer(int fd) {
+    auto& c = all_closers();
+    std::lock_guard guard(c.lock);
+    c.reap();
+    void* stack = ::mmap(nullptr, closer_stack_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) {
+        ::close(fd);
+        return;
+    }
+    auto* h = new (stack) closer_handoff{fd, 0};
+    void* top = static_cast<char*>(stack) + closer_stack_size;
+    // The child starts with every signal blocked and never unblocks one: a handler of this
+    // process run by the child would change this process's memory under it.
+    sigset_t all, before;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &before);
+    const pid_t pid = ::clone(close_in_child, top, CLONE_VM | SIGCHLD, h);
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    ::close(fd);
+    if (pid < 0) {
+        ::munmap(stack, closer_stack_size);
+        return;
+    }
+    __atomic_store_n(&h->parent_closed, 1U, __ATOMIC_RELEASE);
+    ::syscall(SYS_futex, &h->parent_closed, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0U);
+    c.running.emplace_back(pid, stack);
+}
+
+}  // namespace
+
 void change_watch::close_without_waiting() {
     if (fd_ < 0) return;
     const int fd = std::exchange(fd_, -1);
     folders_.clear();
     by_wd_.clear();
-    // The child calls only async-signal-safe functions (the parent may have threads). It
-    // drops every other descriptor first: sockets, pipes and the journal's lock are not
-    // held a moment longer than the parent holds them.
-    if (::fork() == 0) {
-        if (fd > 0) ::close_range(0, static_cast<unsigned>(fd) - 1, 0);
-        ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
-        ::close(fd);
-        ::_exit(0);
-    }
-    ::close(fd);  // the child's copy keeps the instance alive: no teardown here
+    // A child that shares this process's memory: a fork would copy the page tables and
+    // make the next write to every page fault once (copy-on-write): 110 faults and 2-3 ms
+    // in the journal's close after a 50-flag run. This one copies only the descriptors.
+    close_through_a_closer(fd);
 }
 
 change_watch::change_watch(change_watch&& o) noexcept

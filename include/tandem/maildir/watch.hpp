@@ -44,8 +44,8 @@ class change_watch {
     // Ends the watch without waiting for the kernel's teardown, for a process about to exit.
     // Closing an inotify instance waits for the marks to be freed after an SRCU grace period:
     // 12-23 ms here (Linux 6.18), whatever the number of watches, which was a third of a
-    // run that renames a few files. A forked child holding only this descriptor closes it
-    // instead (a plain close where fork fails).
+    // run that renames a few files. A child process holding only this descriptor closes it
+    // after this process did (a plain close where the child cannot be started).
     void close_without_waiting();
 
   private:

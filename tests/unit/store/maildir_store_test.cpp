@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -984,6 +985,38 @@ TEST_F(own_changes_test, closing_the_watch_leaves_no_descriptor_behind) {
     ::close(pipe_fds[0]);
     auto next = make();
     EXPECT_TRUE(next->status("INBOX"));
+}
+
+// A `tandem watch` process closes a store every cycle. Each closer is reaped at the next
+// close once it has exited: children do not pile up as zombies. (Peeks with WNOWAIT until
+// the closer of each round has exited, then counts what is left to reap: the last one.)
+TEST_F(own_changes_test, closers_of_earlier_watches_are_reaped_at_the_next_close) {
+    auto drain = [] {
+        int n = 0;
+        int status = 0;
+        while (::waitpid(-1, &status, WNOHANG) > 0) ++n;
+        return n;
+    };
+    auto wait_for_an_exited_child = [] {
+        for (int i = 0; i < 500; ++i) {
+            siginfo_t info{};
+            if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0)
+                return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    };
+    store.reset();
+    ASSERT_TRUE(wait_for_an_exited_child());
+    drain();  // this test's first closer, and any other test's
+    for (int round = 0; round < 4; ++round) {
+        store = make(maildir::layout_kind::verbatim, nullptr, std::chrono::milliseconds(20));
+        ASSERT_TRUE(store->list());
+        ASSERT_TRUE(flag_first()) << store->last_error();
+        store.reset();
+        ASSERT_TRUE(wait_for_an_exited_child()) << "round " << round;
+    }
+    EXPECT_EQ(drain(), 1) << "only the last closer is left to reap";
 }
 
 TEST_F(own_changes_test, a_client_change_before_the_first_write_is_not_vouched_for) {
