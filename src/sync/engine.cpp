@@ -643,12 +643,19 @@ result<void> run::read_records(mailbox_work& w, bool everything,
     std::size_t known = 0;
     if (!everything) {
         for (side s : both_sides) {
+            // Removals on s come only from messages the other side reports gone (vanished,
+            // or left out of a complete listing); the mass-removal guard weighs them against
+            // s's records, counted exactly then. Otherwise s's message count of the last
+            // sync serves to choose lookups over a walk, without a walk over s's keys.
+            const auto& other = in.sides[mail::opposite(s)];
             if (counted[s]) {
                 counts[s] = *counted[s];
-            } else {
+            } else if (other.complete || !other.vanished.empty()) {
                 auto n = journal_.count_uids(*t, id, s);
                 if (!n) return n.error();
                 counts[s] = *n;
+            } else {
+                counts[s] = w.state->sides[s].messages;
             }
             known = std::max(known, counts[s]);
         }

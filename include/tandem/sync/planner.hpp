@@ -82,7 +82,9 @@ struct mailbox_input {
     // out the records that neither side reports changed or gone, and the listing entries
     // that match such a record exactly (they would plan nothing). Per side, how many
     // records of the journal have a uid there: the mass-removal guard measures against
-    // these, not against the records handed over.
+    // these, not against the records handed over. Exact for a side that removals can
+    // touch (the other side reports messages gone); elsewhere an estimate (the side's
+    // message count at the last sync), which the guard never reads.
     std::optional<per_side<std::size_t>> record_counts;
 };
 
