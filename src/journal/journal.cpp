@@ -469,6 +469,17 @@ result<void> journal::put_record(lmdb::write_txn& t, std::uint64_t pair, const p
     return {};
 }
 
+// A record's key holds both its uids, and no other record shares either (put_record), so
+// the record under that key is the one both indexes point at.
+result<bool> journal::replace_record(lmdb::write_txn& t, std::uint64_t pair, const pair_record& r) {
+    if (r.uid.a == 0 && r.uid.b == 0) return result<bool>(boost::system::in_place_error, invalid());
+    const auto key = full_record_key(pair, r.uid.a, r.uid.b);
+    TANDEM_TRY(v, t.get(db_.records, key));
+    if (!v) return false;
+    TANDEM_CHECK(t.put(db_.records, key, encode_record(r)));
+    return true;
+}
+
 result<bool> journal::erase_record(lmdb::write_txn& t, std::uint64_t pair, side s, mail::uid uid) {
     TANDEM_TRY(key, record_key(t, pair, s, uid));
     if (!key) return false;

@@ -717,6 +717,13 @@ result<void> run::apply_record_change(journal::lmdb::write_txn& t, const std::st
                                       const std::optional<pair_record>& new_record) {
     auto id = pair_id(t, mailbox);
     if (!id) return id.error();
+    if (old_record && new_record && old_record->uid.a == new_record->uid.a &&
+        old_record->uid.b == new_record->uid.b) {
+        // Flags or identities changed, the uids did not: the indexes stay as they are.
+        auto replaced = journal_.replace_record(t, *id, to_journal(*new_record));
+        if (!replaced) return replaced.error();
+        if (*replaced) return {};
+    }
     if (old_record) {
         side key_side = old_record->uid.a != 0 ? side::a : side::b;
         auto erased = journal_.erase_record(t, *id, key_side, old_record->uid[key_side]);

@@ -232,6 +232,9 @@ class journal {
     // non-zero uid.b is replaced (both indexes updated). errc::invalid_argument if both
     // UIDs are 0.
     result<void> put_record(lmdb::write_txn& t, std::uint64_t pair, const pair_record& r);
+    // Replaces the record whose uids are exactly r.uid, in one write: the indexes point at
+    // it already (a flag change). false, changing nothing, where there is none.
+    result<bool> replace_record(lmdb::write_txn& t, std::uint64_t pair, const pair_record& r);
     // false if no record has `uid` on side `s` (uid 0 never matches).
     result<bool> erase_record(lmdb::write_txn& t, std::uint64_t pair, side s, mail::uid uid);
     result<std::optional<pair_record>> find_record(const lmdb::txn& t, std::uint64_t pair, side s,

@@ -372,6 +372,38 @@ TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
 
 // records_a (pair, uid_a -> uid_b) came after the first journals: opening one without it
 // builds it from `records`, once.
+
+TEST_F(journal_test, a_record_with_the_same_uids_is_replaced_in_place) {
+    open();
+    std::uint64_t p = 0;
+    write([&](lmdb::write_txn& w) {
+        p = val(j->open_pair(w, "c", "INBOX")).id;
+        for (mail::uid a : {10u, 20u, 30u}) ASSERT_TRUE(j->put_record(w, p, rec(a, a + 1000)));
+        ASSERT_TRUE(j->put_record(w, p, rec(40, 0)));
+    });
+    auto flagged = rec(20, 1020, "id-20");
+    flagged.flags.set(mail::system_flag::flagged);
+    auto one_sided = rec(40, 0, "id-40");
+    write([&](lmdb::write_txn& w) {
+        EXPECT_TRUE(val(j->replace_record(w, p, flagged)));
+        EXPECT_TRUE(val(j->replace_record(w, p, one_sided)));
+        // Not the same uids: nothing is written.
+        EXPECT_FALSE(val(j->replace_record(w, p, rec(20, 1021))));
+        EXPECT_FALSE(val(j->replace_record(w, p, rec(0, 1020))));
+        EXPECT_FALSE(val(j->replace_record(w, p, rec(50, 1050))));
+        auto bad = j->replace_record(w, p, rec(0, 0));
+        ASSERT_FALSE(bad);
+        EXPECT_EQ(bad.error(), errc::invalid_argument);
+    });
+    auto r = read();
+    EXPECT_EQ(val(j->count_records(r, p)), 4u);
+    EXPECT_EQ(val(j->find_record(r, p, side::a, 20)), flagged);
+    EXPECT_EQ(val(j->find_record(r, p, side::b, 1020)), flagged);
+    EXPECT_EQ(val(j->find_record(r, p, side::a, 40)), one_sided);
+    EXPECT_EQ(val(j->find_record(r, p, side::a, 10)), rec(10, 1010));
+    EXPECT_EQ(val(j->uids(r, p, side::a)), (std::vector<mail::uid>{10, 20, 30, 40}));
+    EXPECT_EQ(val(j->uids(r, p, side::b)), (std::vector<mail::uid>{1010, 1020, 1030}));
+}
 TEST_F(journal_test, a_journal_without_the_uid_a_index_gets_it_built_on_open) {
     open();
     std::uint64_t p = 0;
