@@ -50,9 +50,17 @@ struct env_state {
     // with lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB). At 200,000 messages the
     // same weight saved no RSS and seemed to cost CPU (one round: first sync 10.6 -> 12.0 s
     // of CPU, S7 0.55 -> 0.74 s), so a large journal counts every touch as one.
-    static constexpr std::size_t release_small = 128, release_large = 1024;
+    // A step of a walk weighs its entry's bytes (LMDB's 8-byte node header, key, value):
+    // the rules above were measured on walks over c5000's records, 160 bytes a step, the
+    // unit here. A walk over an index of 24-byte entries (the uids of a side) passes a
+    // page in 170 steps, not 25: counted as a step over a record each, it was released
+    // after every page it read, and faulted the same pages back. c5000 to a Maildir,
+    // releases S3 / S5 / S6 / S7: 61 / 122 / 143 / 95 -> 28 / 56 / 94 / 71; page faults
+    // 629 / 1020 / 1100 / 1228 -> 540 / 860 / 963 / 1128; peak RSS the same.
+    static constexpr std::size_t unit = 160;
+    static constexpr std::size_t release_small = 128 * unit, release_large = 1024 * unit;
     static constexpr std::size_t large_file = 16 << 20;
-    static constexpr std::size_t small_lookup_weight = 8;
+    static constexpr std::size_t small_lookup_weight = 8 * unit;
     std::atomic<std::size_t> lookup_weight{small_lookup_weight};
     std::atomic<std::size_t> release_every{release_small};
     // Several threads read at once (the engine's lanes): one of them releases, the others
@@ -97,11 +105,12 @@ struct env_state {
         const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
         release_every.store(small ? release_small << slower : release_large,
                             std::memory_order_relaxed);
-        lookup_weight.store(small ? small_lookup_weight : 1, std::memory_order_relaxed);
+        lookup_weight.store(small ? small_lookup_weight : unit, std::memory_order_relaxed);
         if (::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
     }
-    void touched() { touched(1); }
+    void stepped(std::size_t entry_bytes) { touched(node_header + entry_bytes); }
     void looked_up() { touched(lookup_weight.load(std::memory_order_relaxed)); }
+    static constexpr std::size_t node_header = 8;
     void* find_map(std::size_t size) const {
         struct stat st {};
         if (::fstat(fd, &st) != 0) return nullptr;
@@ -241,7 +250,7 @@ result<std::optional<entry>> cursor::step(MDB_cursor_op op, std::string_view key
     int rc = mdb_cursor_get(handle_, &k, &v, op);
     if (env_) {
         const bool walks = op == MDB_NEXT || op == MDB_PREV || op == MDB_GET_CURRENT;
-        walks ? env_->touched() : env_->looked_up();
+        walks ? env_->stepped(rc == 0 ? k.mv_size + v.mv_size : 0) : env_->looked_up();
     }
     if (rc == MDB_NOTFOUND) return std::optional<entry>();
     if (rc) return make_error(call::cursor_get, rc);

@@ -346,8 +346,8 @@ TEST_F(lmdb_env, a_long_walk_does_not_keep_the_map_resident) {
 // A small journal (a few MB: c5000's is 2 MB) is released more often than a large one: what
 // a short run touches of it would otherwise stay resident up to its end.
 // A lookup lands anywhere in the file and maps 16 pages with each one it faults in, a walk
-// goes on to the next page: 16 lookups release a small journal's map, a walk 128 steps.
-TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_128_steps_of_a_walk) {
+// goes on to the next page: 16 lookups release a small journal's map, a walk 20 KB of entries.
+TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_20_kb_of_a_walk) {
     open();
     // 840 KB, in 75 releases (the puts are lookups too): under the 128 after which
     // releases slow down.
@@ -367,9 +367,27 @@ TEST_F(lmdb_env, a_small_journal_is_released_every_16_lookups_or_128_steps_of_a_
     std::size_t walked = 0;
     ASSERT_TRUE(c->scan({}, {}, [&](const lmdb::entry&) { ++walked; }));
     EXPECT_EQ(walked, 1200u);
+    // 712 bytes a step (node header, key, value): 854,400 bytes, a release every 20,480.
     const auto after_walk = env.page_releases() - after_lookups;
-    EXPECT_GE(after_walk, 1200u / 128 - 1);
-    EXPECT_LE(after_walk, 1200u / 128 + 2);
+    EXPECT_GE(after_walk, 40u);
+    EXPECT_LE(after_walk, 43u);
+}
+
+// A walk over small entries (an index of uids) passes many of them on each page: it is
+// released by the bytes it passed, not by its steps.
+TEST_F(lmdb_env, a_walk_over_small_entries_is_released_by_its_bytes) {
+    open();
+    ASSERT_NO_FATAL_FAILURE(fill(2000, 4));  // 125 releases: the puts are lookups
+    auto r = env.begin_read();
+    ASSERT_TRUE(r);
+    const auto before = env.page_releases();
+    auto c = r->open_cursor(db);
+    ASSERT_TRUE(c);
+    std::size_t walked = 0;
+    ASSERT_TRUE(c->scan({}, {}, [&](const lmdb::entry&) { ++walked; }));
+    EXPECT_EQ(walked, 2000u);
+    // 16 bytes a step: 32,000 bytes, one release or two (counted by steps: 15).
+    EXPECT_LE(env.page_releases() - before, 2u);
 }
 
 // Tens of thousands of lookups (a first sync) release less and less often: after each 128
