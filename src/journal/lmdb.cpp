@@ -49,7 +49,12 @@ struct env_state {
     // after the walks) kept 1.5-2 MB of the 3 MB journal resident at their peaks; 0.3-0.5 MB
     // with lookups counted as 8 (peak RSS 6.6-7.6 -> 5.7-6.8 MB). At 200,000 messages the
     // same weight saved no RSS and seemed to cost CPU (one round: first sync 10.6 -> 12.0 s
-    // of CPU, S7 0.55 -> 0.74 s), so a large journal counts every touch as one.
+    // of CPU, S7 0.55 -> 0.74 s), so a large journal counted every touch as one. But
+    // after journal::replace_record (a flag change: 2 lookups, not 9), 2,000 changes at
+    // 200,000 messages made 1,024 lookups between two releases, each mapping 64 KB: S3
+    // peaked at 43 MB and S7 at 63-64 MB. A large journal's lookup now weighs 4 and its
+    // interval slows down as a small one's does: S3 24 MB, S7 55 MB, first sync's CPU
+    // the same (one round).
     // A step of a walk weighs its entry's bytes (LMDB's 8-byte node header, key, value):
     // the rules above were measured on walks over c5000's records, 160 bytes a step, the
     // unit here. A walk over an index of 24-byte entries (the uids of a side) passes a
@@ -60,7 +65,7 @@ struct env_state {
     static constexpr std::size_t unit = 160;
     static constexpr std::size_t release_small = 128 * unit, release_large = 1024 * unit;
     static constexpr std::size_t large_file = 16 << 20;
-    static constexpr std::size_t small_lookup_weight = 8 * unit;
+    static constexpr std::size_t small_lookup_weight = 8 * unit, large_lookup_weight = 4 * unit;
     std::atomic<std::size_t> lookup_weight{small_lookup_weight};
     std::atomic<std::size_t> release_every{release_small};
     // Several threads read at once (the engine's lanes): one of them releases, the others
@@ -103,9 +108,10 @@ struct env_state {
         // lookups weighed more).
         const bool small = used < large_file;
         const std::size_t slower = std::min<std::size_t>(releases.load() / 128, 3);
-        release_every.store(small ? release_small << slower : release_large,
+        release_every.store((small ? release_small : release_large) << slower,
                             std::memory_order_relaxed);
-        lookup_weight.store(small ? small_lookup_weight : unit, std::memory_order_relaxed);
+        lookup_weight.store(small ? small_lookup_weight : large_lookup_weight,
+                            std::memory_order_relaxed);
         if (::madvise(map_addr, used, MADV_DONTNEED) == 0) ++releases;
     }
     void stepped(std::size_t entry_bytes) { touched(node_header + entry_bytes); }

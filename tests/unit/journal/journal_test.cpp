@@ -74,6 +74,16 @@ struct journal_test : ::testing::Test {
         EXPECT_TRUE(r);
         return std::move(*r);
     }
+
+    // Opens the pair c/INBOX with a record (a, a + 1000) for each a, in one commit.
+    std::uint64_t inbox_with(std::initializer_list<mail::uid> uids_a) {
+        std::uint64_t p = 0;
+        write([&](lmdb::write_txn& w) {
+            p = val(j->open_pair(w, "c", "INBOX")).id;
+            for (mail::uid a : uids_a) ASSERT_TRUE(j->put_record(w, p, rec(a, a + 1000)));
+        });
+        return p;
+    }
 };
 
 }  // namespace
@@ -304,10 +314,8 @@ TEST_F(journal_test, put_pair_checks_the_id) {
 
 TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
     open();
-    std::uint64_t p = 0;
+    const std::uint64_t p = inbox_with({30, 10, 20});
     write([&](lmdb::write_txn& w) {
-        p = val(j->open_pair(w, "c", "INBOX")).id;
-        for (mail::uid a : {30u, 10u, 20u}) ASSERT_TRUE(j->put_record(w, p, rec(a, a + 1000)));
         // Unknown UIDs on one side: several coexist.
         ASSERT_TRUE(j->put_record(w, p, rec(40, 0)));
         ASSERT_TRUE(j->put_record(w, p, rec(50, 0)));
@@ -370,17 +378,10 @@ TEST_F(journal_test, records_reachable_from_either_uid_in_uid_a_order) {
     EXPECT_EQ(visited, 3);
 }
 
-// records_a (pair, uid_a -> uid_b) came after the first journals: opening one without it
-// builds it from `records`, once.
-
 TEST_F(journal_test, a_record_with_the_same_uids_is_replaced_in_place) {
     open();
-    std::uint64_t p = 0;
-    write([&](lmdb::write_txn& w) {
-        p = val(j->open_pair(w, "c", "INBOX")).id;
-        for (mail::uid a : {10u, 20u, 30u}) ASSERT_TRUE(j->put_record(w, p, rec(a, a + 1000)));
-        ASSERT_TRUE(j->put_record(w, p, rec(40, 0)));
-    });
+    const std::uint64_t p = inbox_with({10, 20, 30});
+    write([&](lmdb::write_txn& w) { ASSERT_TRUE(j->put_record(w, p, rec(40, 0))); });
     auto flagged = rec(20, 1020, "id-20");
     flagged.flags.set(mail::system_flag::flagged);
     auto one_sided = rec(40, 0, "id-40");
@@ -404,6 +405,10 @@ TEST_F(journal_test, a_record_with_the_same_uids_is_replaced_in_place) {
     EXPECT_EQ(val(j->uids(r, p, side::a)), (std::vector<mail::uid>{10, 20, 30, 40}));
     EXPECT_EQ(val(j->uids(r, p, side::b)), (std::vector<mail::uid>{1010, 1020, 1030}));
 }
+
+// records_a (pair, uid_a -> uid_b) came after the first journals: opening one without it
+// builds it from `records`, once.
+
 TEST_F(journal_test, a_journal_without_the_uid_a_index_gets_it_built_on_open) {
     open();
     std::uint64_t p = 0;
