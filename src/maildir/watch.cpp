@@ -69,6 +69,36 @@ struct closer_handoff {
     std::uint32_t parent_closed;  // a futex word
 };
 
+// A system call that sets no errno: the closer shares the memory, and the thread-local
+// errno, of the thread that started it (glibc's syscall() writes errno on failure, and a
+// futex wait fails with EAGAIN whenever the word changed before it).
+#if defined(__x86_64__)
+#define TANDEM_RAW_SYSCALLS 1
+long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
+    register long r10 asm("r10") = d;
+    long ret;
+    asm volatile("syscall"
+                 : "=a"(ret)
+                 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+                 : "rcx", "r11", "memory");
+    return ret;
+}
+#elif defined(__aarch64__)
+#define TANDEM_RAW_SYSCALLS 1
+long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
+    register long x8 asm("x8") = nr;
+    register long x0 asm("x0") = a;
+    register long x1 asm("x1") = b;
+    register long x2 asm("x2") = c;
+    register long x3 asm("x3") = d;
+    asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+#else
+#define TANDEM_RAW_SYSCALLS 0
+#endif
+
+#if TANDEM_RAW_SYSCALLS
 // The closer runs in this process's memory (CLONE_VM) on a stack of its own, while this
 // process goes on: it reads only its handoff, and makes only raw system calls (no errno,
 // no locks: the parent may be anywhere). Its descriptor table is a copy; it drops every
@@ -79,12 +109,13 @@ struct closer_handoff {
 __attribute__((no_sanitize("address", "undefined"))) int close_in_child(void* arg) {
     auto* h = static_cast<closer_handoff*>(arg);
     const auto fd = static_cast<unsigned>(h->fd);
-    if (fd > 0) ::syscall(SYS_close_range, 0U, fd - 1, 0U);
-    ::syscall(SYS_close_range, fd + 1, ~0U, 0U);
+    if (fd > 0) raw_syscall(SYS_close_range, 0, fd - 1, 0);
+    raw_syscall(SYS_close_range, fd + 1, ~0U, 0);
     timespec wait_at_most{1, 0};
     if (__atomic_load_n(&h->parent_closed, __ATOMIC_ACQUIRE) == 0)
-        ::syscall(SYS_futex, &h->parent_closed, FUTEX_WAIT_PRIVATE, 0U, &wait_at_most, nullptr, 0U);
-    ::syscall(SYS_close, fd);
+        raw_syscall(SYS_futex, reinterpret_cast<long>(&h->parent_closed), FUTEX_WAIT_PRIVATE, 0,
+                    reinterpret_cast<long>(&wait_at_most));
+    raw_syscall(SYS_close, fd);
     return 0;
 }
 
@@ -96,11 +127,14 @@ struct closers {
     std::mutex lock;
     std::vector<std::pair<pid_t, void*>> running;
 
+    // A stack is unmapped only where waitpid reports its closer exited; one that somebody
+    // else reaped (ECHILD) stays mapped, 64 KB of address space.
     void reap() {
         std::erase_if(running, [](const std::pair<pid_t, void*>& c) {
             int status = 0;
-            if (::waitpid(c.first, &status, WNOHANG) == 0) return false;
-            ::munmap(c.second, closer_stack_size);
+            const pid_t r = ::waitpid(c.first, &status, WNOHANG);
+            if (r == 0) return false;
+            if (r == c.first) ::munmap(c.second, closer_stack_size);
             return true;
         });
     }
@@ -140,6 +174,18 @@ void close_through_a_closer(int fd) {
     ::syscall(SYS_futex, &h->parent_closed, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0U);
     c.running.emplace_back(pid, stack);
 }
+#else
+// Elsewhere a forked child holds only `fd` (the process's pages become copy-on-write).
+void close_through_a_closer(int fd) {
+    if (::fork() == 0) {
+        if (fd > 0) ::close_range(0, static_cast<unsigned>(fd) - 1, 0);
+        ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
+        ::close(fd);
+        ::_exit(0);
+    }
+    ::close(fd);
+}
+#endif
 
 }  // namespace
 
