@@ -214,11 +214,12 @@ TEST_P(robust, killed_syncs_end_with_every_message_once) {
     EXPECT_EQ(expect_unique(sa, "Local"), 20u);
 
     // An incremental sync with changes on both sides, killed at several points. Each way
-    // copies 1.2 MB, two APPEND commands of about 1 MiB to an IMAP side: "10 arrived" then
-    // holds while the rest is still on its way. With 40 small messages a way, one command
-    // each, a run could end within the 10 ms between two looks at the arrivals, and no
-    // kill landed in the copying (seen under load).
-    const unsigned more_n = 300;
+    // copies 2.4 MB, three APPEND commands of about 1 MiB to an IMAP side: "10 arrived"
+    // then holds while the rest is still on its way. With 40 small messages a way, one
+    // command each, a run could end within the 10 ms between two looks at the arrivals,
+    // and no kill landed in the copying (seen under load); with 300 a way (two commands),
+    // one sanitized run in three on 2 cores still missed every kill.
+    const unsigned more_n = 600;
     std::vector<std::string> more, local_more;
     for (unsigned i = 0; i < more_n; ++i) {
         more.push_back(test::make_message("a2-" + std::to_string(i), filler(i)));
