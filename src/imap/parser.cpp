@@ -30,9 +30,10 @@ struct parse_error {
     std::size_t pos;
 };
 
-// The prefix analysis reached the literal whose octets have not arrived yet.
+// The prefix analysis reached the body literal whose octets have not arrived yet. The
+// reader stops there and returns, not throws: this happens once per streamed body, and a
+// throw costs the unwinder's tables in memory and time (issue 5).
 struct pending_literal {
-    bool body = false;
     std::uint32_t seq = 0;
     std::optional<mail::uid> uid;
     std::string item;
@@ -180,10 +181,17 @@ class reader {
         return c == '{' || (c == '~' && pos_ + 1 < buf_.size() && buf_[pos_ + 1] == '{');
     }
 
+    literal_ref read_literal() {
+        auto lit = read_literal_if_arrived();
+        if (!lit) fail("literal marker without its literal");
+        return *lit;
+    }
+
     // literal = "{" number64 ["+"] "}" CRLF *CHAR8; literal8 = "~{" number64 "}" CRLF
     // (RFC 9051 9, RFC 7888, RFC 3516). The framing stage already checked the marker and
-    // recorded the octets; this matches marker to record.
-    literal_ref read_literal() {
+    // recorded the octets; this matches marker to record. nullopt: the marker ends the
+    // frame so far, and its octets have not arrived.
+    std::optional<literal_ref> read_literal_if_arrived() {
         if (peek() == '~') ++pos_;
         ++pos_;  // '{'
         auto close = buf_.find('}', pos_);
@@ -195,7 +203,7 @@ class reader {
             ++pos_;
         else
             fail("literal marker not at the end of a line");
-        if (next_literal_ == lits_.size()) throw pending_literal{};
+        if (next_literal_ == lits_.size()) return std::nullopt;
         const auto& lit = lits_[next_literal_];
         if (lit.data_offset != pos_) fail("literal marker out of place");
         ++next_literal_;
@@ -287,6 +295,11 @@ class reader {
 
     const sink_provider* provider() const { return provider_; }
 
+    // The body whose literal has not arrived: the reader stops there (read_fetch returns).
+    void stop_at(pending_literal body) { pending_ = std::move(body); }
+    bool stopped() const { return pending_.has_value(); }
+    std::optional<pending_literal> take_pending() { return std::move(pending_); }
+
     void advance() { ++pos_; }
     void open_list() {
         if (limits_.max_depth < 1) fail("lists nested too deeply", errc::nesting_too_deep);
@@ -310,6 +323,7 @@ class reader {
     parser_limits limits_;           // by value: readers are made from temporaries
     const sink_provider* provider_;  // null in the prefix analysis: no side effects there
     std::size_t items_ = 0;
+    std::optional<pending_literal> pending_;
 };
 
 // ---- response codes ----------------------------------------------------------------------
@@ -471,24 +485,15 @@ bool split_body_name(std::string_view name, body_section& out) {
 
 void read_body(reader& r, fetch_data& f, body_section body) {
     if (r.at_literal()) {
-        auto at = r.pos();
-        reader::literal_ref lit;
-        try {
-            lit = r.read_literal();
-        } catch (pending_literal& p) {
+        auto lit = r.read_literal_if_arrived();
+        if (!lit) {
             // The prefix analysis asks: which body is this literal?
-            p.body = true;
-            p.seq = f.seq;
-            p.uid = f.uid;
-            p.item = body.item;
-            p.section = body.section;
-            p.origin = body.origin;
-            throw;
+            r.stop_at({f.seq, f.uid, body.item, body.section, body.origin});
+            return;
         }
-        (void)at;
-        body.size = lit.size;
-        body.streamed = lit.streamed;
-        if (!lit.streamed) body.data = lit.data;
+        body.size = lit->size;
+        body.streamed = lit->streamed;
+        if (!lit->streamed) body.data = lit->data;
     } else {
         auto v = r.read_value();
         if (v.type == value::kind::list) r.fail("expected a body string, got a list");
@@ -576,6 +581,7 @@ fetch_data read_fetch(reader& r, std::uint32_t seq) {
             f.x_guid = r.read_string_like("X-GUID");
         } else if (split_body_name(name, body)) {
             read_body(r, f, std::move(body));
+            if (r.stopped()) return f;
         } else if (u.find('[') != std::string::npos && u.find(']') == std::string::npos) {
             r.fail_at(name_at, "bad FETCH item name");
         } else {
@@ -966,24 +972,22 @@ struct parser::impl {
         reader r(frame, literals, limits, nullptr);
         try {
             (void)read_response(r, frame, limits);
-        } catch (pending_literal& p) {
-            if (p.body) return p;
         } catch (parse_error&) {
+            return std::nullopt;
         }
-        return std::nullopt;
+        return r.take_pending();
     }
 
     result<std::optional<response>> parse_frame() {
         reader r(frame, literals, limits, &provider);
         try {
             auto resp = read_response(r, frame, limits);
+            if (r.stopped()) r.fail("literal marker without its literal");
             if (!r.at_end()) r.fail("unexpected data at the end of the response");
             reset_frame();
             return std::optional<response>(std::move(resp));
         } catch (parse_error& e) {
             return fail(e.code, std::move(e.what), frame, e.pos);
-        } catch (pending_literal&) {
-            return fail(errc::protocol_error, "literal marker without its literal", frame, r.pos());
         }
     }
 
