@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -98,7 +99,29 @@ long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
 #define TANDEM_RAW_SYSCALLS 0
 #endif
 
+// A forked child that holds only `fd` (the process's pages become copy-on-write).
+void close_through_a_fork(int fd) {
+    if (::fork() == 0) {
+        if (fd > 0) ::close_range(0, static_cast<unsigned>(fd) - 1, 0);
+        ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
+        ::close(fd);
+        ::_exit(0);
+    }
+    ::close(fd);
+}
+
 #if TANDEM_RAW_SYSCALLS
+// Valgrind stops a program at a clone() that is neither a thread nor a fork ("Valgrind
+// does not support general clone()"); under it, the closer is a fork. Its preload library
+// is how it shows (contrib/bench/hot_symbols.py runs tandem under callgrind).
+bool under_valgrind() {
+    static const bool yes = [] {
+        const char* preload = std::getenv("LD_PRELOAD");
+        return preload != nullptr && std::strstr(preload, "/vgpreload_") != nullptr;
+    }();
+    return yes;
+}
+
 // The closer runs in this process's memory (CLONE_VM) on a stack of its own, while this
 // process goes on: it reads only its handoff, and makes only raw system calls (no errno,
 // no locks: the parent may be anywhere). Its descriptor table is a copy; it drops every
@@ -147,6 +170,7 @@ closers& all_closers() {
 
 // Closes `fd`, leaving the last close to a closer where the system lets us start one.
 void close_through_a_closer(int fd) {
+    if (under_valgrind()) return close_through_a_fork(fd);
     auto& c = all_closers();
     std::lock_guard guard(c.lock);
     c.reap();
@@ -175,15 +199,8 @@ void close_through_a_closer(int fd) {
     c.running.emplace_back(pid, stack);
 }
 #else
-// Elsewhere a forked child holds only `fd` (the process's pages become copy-on-write).
 void close_through_a_closer(int fd) {
-    if (::fork() == 0) {
-        if (fd > 0) ::close_range(0, static_cast<unsigned>(fd) - 1, 0);
-        ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
-        ::close(fd);
-        ::_exit(0);
-    }
-    ::close(fd);
+    close_through_a_fork(fd);
 }
 #endif
 
