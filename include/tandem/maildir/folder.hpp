@@ -251,6 +251,8 @@ class folder {
 
     // How many times this object listed its directories (scans and look-ups).
     std::size_t listings() const { return listings_; }
+    // How many locations it remembers (from a scan, remember() or expect()).
+    std::size_t remembered() const { return cache_.size(); }
 
     // One change this object made to new/ or cur/: a name that appeared (delivery, the
     // target of a rename or move) or went away (removal, the source of a rename or move).

@@ -98,6 +98,9 @@ class maildir_store final : public store {
     result<void> remove(const std::string& mailbox) override;
 
     const std::string& store_id() const;
+    // The folder object of `mailbox` (its listings() and remembered(), for tests), or null
+    // where no call has opened it.
+    const maildir::folder* folder_of(const std::string& mailbox);
 
   private:
     struct impl;

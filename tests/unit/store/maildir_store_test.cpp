@@ -501,6 +501,44 @@ TEST_F(maildir_changes_test, with_the_synced_flags_a_rescan_reports_only_what_ch
     EXPECT_EQ(c4->messages.size(), 5u);
 }
 
+// A rescan with the records' flags remembers only the files that the engine's hints
+// (expect_flags) cannot name: the others are found from their hint, still without a
+// listing. A file named otherwise (its letters out of order) stays remembered.
+TEST_F(maildir_changes_test, unchanged_files_where_their_hint_says_are_not_remembered) {
+    write_file(inbox / "cur" / "700.g.host:2,SF", message("<seven@x>"));
+    auto c1 = store->changes("INBOX", {});
+    ASSERT_TRUE(c1);
+    known_state k = known_from(*c1);
+    for (auto u : k.uids) {
+        const auto* m = by_uid(*c1, u);
+        k.synced_flags.push_back(m->flags.keywords().empty() ? m->flags.system_bits()
+                                                             : known_state::synced_unknown);
+    }
+    auto c2 = store->changes("INBOX", k);
+    ASSERT_TRUE(c2) << store->last_error();
+    EXPECT_TRUE(c2->messages.size() == 1u && c2->messages[0].identity == "300.c.host,S=55");
+    const auto* f = store->folder_of("INBOX");
+    ASSERT_NE(f, nullptr);
+    // Kept: 100.a.host (in new/), 300.c.host (keywords), 700.g.host (":2,SF"). Not:
+    // 200.b.host:2,FS and 400.d.host:2,T.
+    EXPECT_EQ(f->remembered(), 3u);
+    const auto listed = f->listings();
+
+    auto change = [&](std::string_view base, const mail::flag_set& was, flag_change ch) {
+        ch.uid = by_identity(*c1, base)->uid;
+        store->expect_flags("INBOX", ch.uid, was);
+        return store->set_flags("INBOX", std::span(&ch, 1));
+    };
+    ASSERT_TRUE(
+        change("200.b.host", flags({"\\Flagged", "\\Seen"}), {0, flags({"\\Answered"}), {}}))
+        << store->last_error();
+    EXPECT_TRUE(fs::exists(inbox / "cur" / "200.b.host:2,FRS"));
+    ASSERT_TRUE(change("700.g.host", flags({"\\Flagged", "\\Seen"}), {0, {}, flags({"\\Flagged"})}))
+        << store->last_error();
+    EXPECT_TRUE(fs::exists(inbox / "cur" / "700.g.host:2,S"));
+    EXPECT_EQ(f->listings(), listed);
+}
+
 std::size_t last_txnid(journal::journal& j) {
     MDB_envinfo info{};
     mdb_env_info(j.env().handle(), &info);
