@@ -518,8 +518,12 @@ struct imap_store::impl {
     };
     std::map<std::string, reported_status> reported;
     std::map<std::string, own_writes> own;  // by canonical name
+    // Mailboxes whose SELECT found another UIDVALIDITY than the status reported: (reported,
+    // found). See ensure_selected().
+    std::map<std::string, std::pair<mail::uidvalidity, mail::uidvalidity>> recreated;
 
     void report(const std::string& canonical, const mailbox_status& st, bool listed = false) {
+        recreated.erase(canonical);
         auto& r = reported[canonical];
         r.status = st;
         r.guess = r.guess || listed;
@@ -639,11 +643,28 @@ struct imap_store::impl {
         return sel;
     }
 
+    // Selects the mailbox for an operation by UID. Its UIDs are those of the status this
+    // store last reported, which the engine planned with: a SELECT that finds another
+    // UIDVALIDITY (another client deleted and recreated the mailbox meanwhile) means they
+    // name other messages now (RFC 9051 2.3.1.1), and nothing is done there.
+    // Every later operation there fails too (it stays selected), until a new status of it
+    // is reported.
     result<void> ensure_selected(const std::string& canonical, const std::string& server) {
+        if (auto r = recreated.find(canonical); r != recreated.end())
+            return fail_text(
+                errc::uidvalidity_changed,
+                "mailbox " + in_quotes(canonical) + " was recreated during this run (UIDVALIDITY " +
+                    std::to_string(r->second.first) + ", now " + std::to_string(r->second.second) +
+                    "): nothing was changed there; the next run syncs it again");
         if (s->selected() == server) return {};
         auto sel = select(canonical, server);
         if (!sel) return sel.error();
-        return {};
+        auto r = reported.find(canonical);
+        if (r == reported.end() || r->second.status.uidvalidity == 0 ||
+            sel->uidvalidity == r->second.status.uidvalidity)
+            return {};
+        recreated[canonical] = {r->second.status.uidvalidity, sel->uidvalidity};
+        return ensure_selected(canonical, server);
     }
 
     mailbox_status status_of(mail::uidvalidity uv, mail::uid next, mail::modseq hms,

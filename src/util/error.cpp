@@ -30,6 +30,7 @@ public:
             case errc::journal_locked: return "journal in use by another tandem process";
             case errc::storage_full: return "no space left on the local store";
             case errc::guard_tripped: return "mass-removal guard stopped the sync";
+            case errc::uidvalidity_changed: return "mailbox recreated during the run";
             case errc::config_error: return "configuration error";
         }
         return "unknown tandem error";

@@ -40,6 +40,7 @@ enum class errc {
     journal_locked,         // another process holds the journal
     storage_full,           // ENOSPC/EDQUOT on the local side
     guard_tripped,          // mass-removal guard
+    uidvalidity_changed,    // a mailbox was recreated while the run used its UIDs
     config_error,
 };
 

@@ -704,6 +704,50 @@ TEST_F(imap_store_test, uidvalidity_change_gives_a_complete_listing) {
     EXPECT_EQ(second->messages[1].flags, flags({"\\Seen"}));
 }
 
+// The engine plans with the UIDs of the status that changes() (or a listing) reported: if
+// another client recreates the mailbox before the plan runs, the same numbers name other
+// messages, and a STORE or EXPUNGE by them would change the wrong mail.
+TEST_F(imap_store_test, nothing_is_changed_by_uid_in_a_mailbox_recreated_since_its_status) {
+    test::create_mailbox(*server_, "alice", "Remade");
+    append("Remade", "old one");
+    append("Remade", "old two");
+    auto s = open();
+    ASSERT_TRUE(s);
+    auto first = s->changes("Remade", {});
+    ASSERT_TRUE(first) << s->last_error();
+    ASSERT_EQ(first->messages.size(), 2u);
+    const mail::uid old_uid = first->messages[0].uid;
+    ASSERT_TRUE(s->changes("INBOX", {}));  // leave it before another client deletes it
+
+    test::delete_mailbox(*server_, "alice", "Remade");
+    test::create_mailbox(*server_, "alice", "Remade");
+    append("Remade", "new one");
+    append("Remade", "new two");
+    const auto now = test::status(*server_, "alice", "Remade").uidvalidity;
+    ASSERT_NE(now, first->status.uidvalidity);
+    ASSERT_EQ(test::list_messages(*server_, "alice", "Remade")[0].uid, old_uid);
+
+    std::vector<flag_change> flag{{old_uid, flags({"\\Flagged"}), {}}};
+    auto stored = s->set_flags("Remade", flag);
+    ASSERT_FALSE(stored);
+    EXPECT_EQ(stored.error(), errc::uidvalidity_changed);
+    EXPECT_NE(s->last_error().find("recreated"), std::string::npos) << s->last_error();
+    auto expunged = s->expunge("Remade", std::vector<mail::uid>{old_uid});
+    ASSERT_FALSE(expunged);
+    EXPECT_EQ(expunged.error(), errc::uidvalidity_changed);
+    auto listed = test::list_messages(*server_, "alice", "Remade");
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_TRUE(listed[0].flags.empty());
+
+    // A new status of the mailbox gives its UIDs meaning again.
+    auto second = s->changes("Remade", known_from(*first));
+    ASSERT_TRUE(second) << s->last_error();
+    EXPECT_TRUE(second->uidvalidity_changed);
+    ASSERT_TRUE(s->set_flags("Remade", flag)) << s->last_error();
+    EXPECT_EQ(test::list_messages(*server_, "alice", "Remade")[0].flags,
+              std::vector<std::string>{"\\Flagged"});
+}
+
 // Bodies between imap_store_options::direct_threshold and spool_threshold reach their own
 // string as they arrive (a sink of the parser); smaller ones through the parsed response.
 TEST_F(imap_store_test, bodies_of_every_size_class_are_fetched_byte_for_byte_in_memory) {
