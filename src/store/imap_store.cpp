@@ -198,6 +198,11 @@ constexpr std::size_t max_flag_groups = 32;
 // ...nor appends of fewer messages than 1/vouch_ratio of those the mailbox held before.
 constexpr std::uint64_t vouch_ratio = 8;
 
+// What was done in a mailbox found recreated during the run (impl::refuse_recreated).
+constexpr std::string_view nothing_changed = "nothing was changed there";
+constexpr std::string_view appended_unrecorded =
+    "the messages were appended there, their UIDs not recorded";
+
 // The index of `f` among the distinct flag sets appended so far, added when new; nullopt
 // when it is new and there are max_flag_groups already.
 std::optional<std::size_t> flag_group(std::vector<mail::flag_set>& groups,
@@ -518,9 +523,9 @@ struct imap_store::impl {
     };
     std::map<std::string, reported_status> reported;
     std::map<std::string, own_writes> own;  // by canonical name
-    // Mailboxes whose SELECT found another UIDVALIDITY than the status reported: (reported,
-    // found). See ensure_selected().
-    std::map<std::string, std::pair<mail::uidvalidity, mail::uidvalidity>> recreated;
+    // Mailboxes where the server gave another UIDVALIDITY than the status reported (at a
+    // SELECT or in APPENDUID): the one it gave. See ensure_selected().
+    std::map<std::string, mail::uidvalidity> recreated;
 
     void report(const std::string& canonical, const mailbox_status& st, bool listed = false) {
         recreated.erase(canonical);
@@ -650,21 +655,33 @@ struct imap_store::impl {
     // Every later operation there fails too (it stays selected), until a new status of it
     // is reported.
     result<void> ensure_selected(const std::string& canonical, const std::string& server) {
-        if (auto r = recreated.find(canonical); r != recreated.end())
-            return fail_text(
-                errc::uidvalidity_changed,
-                "mailbox " + in_quotes(canonical) + " was recreated during this run (UIDVALIDITY " +
-                    std::to_string(r->second.first) + ", now " + std::to_string(r->second.second) +
-                    "): nothing was changed there; the next run syncs it again");
+        if (recreated.contains(canonical)) return refuse_recreated(canonical, nothing_changed);
         if (s->selected() == server) return {};
         auto sel = select(canonical, server);
         if (!sel) return sel.error();
+        if (!is_recreated(canonical, sel->uidvalidity)) return {};
+        return refuse_recreated(canonical, nothing_changed);
+    }
+
+    // Whether `found`, a UIDVALIDITY that the server gave for the mailbox, differs from the
+    // status reported; remembered if so.
+    bool is_recreated(const std::string& canonical, mail::uidvalidity found) {
         auto r = reported.find(canonical);
-        if (r == reported.end() || r->second.status.uidvalidity == 0 ||
-            sel->uidvalidity == r->second.status.uidvalidity)
-            return {};
-        recreated[canonical] = {r->second.status.uidvalidity, sel->uidvalidity};
-        return ensure_selected(canonical, server);
+        if (r == reported.end() || r->second.status.uidvalidity == 0 || found == 0 ||
+            found == r->second.status.uidvalidity)
+            return false;
+        recreated[canonical] = found;
+        return true;
+    }
+
+    // `done` says what was done there nevertheless.
+    error_code refuse_recreated(const std::string& canonical, std::string_view done) {
+        return fail_text(errc::uidvalidity_changed,
+                         "mailbox " + in_quotes(canonical) +
+                             " was recreated during this run (UIDVALIDITY " +
+                             std::to_string(reported.at(canonical).status.uidvalidity) + ", now " +
+                             std::to_string(recreated.at(canonical)) + "): " + std::string(done) +
+                             "; the next run syncs it again");
     }
 
     mailbox_status status_of(mail::uidvalidity uv, mail::uid next, mail::modseq hms,
@@ -1402,6 +1419,11 @@ class imap_store::streaming_append final : public appender {
         auto r = d_.s->append_wait(flight_);
         for (const auto& f : std::exchange(spools_, {})) remove_file(f);
         if (!r) return d_.fail(r.error(), "APPEND to " + in_quotes(mailbox_));
+        if (d_.is_recreated(mailbox_, r->uidvalidity)) {
+            d_.unvouch(mailbox_);
+            finished_ = true;
+            return d_.refuse_recreated(mailbox_, appended_unrecorded);
+        }
         if (r->uids.size() != group_.size() || too_many_groups_) {
             d_.unvouch(mailbox_);
         } else {
@@ -1449,6 +1471,7 @@ result<std::unique_ptr<appender>> imap_store::begin_append(const std::string& ma
     if (!d.s->has("UIDPLUS")) return store::begin_append(mailbox);
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
+    if (d.recreated.contains(mailbox)) return d.refuse_recreated(mailbox, nothing_changed);
     return std::unique_ptr<appender>(std::make_unique<streaming_append>(d, mailbox, *srv));
 }
 
@@ -1464,6 +1487,7 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
     if (messages.empty()) return std::vector<mail::uid>{};
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
+    if (d.recreated.contains(mailbox)) return d.refuse_recreated(mailbox, nothing_changed);
 
     // Without UIDPLUS (or with it hidden on purpose), codes the server sends anyway are not
     // relied on: the UIDs are found again from the UIDNEXT before the APPEND.
@@ -1475,6 +1499,8 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
         so.condstore = true;
         auto sel = d.select(mailbox, *srv, so);
         if (!sel) return sel.error();
+        if (d.is_recreated(mailbox, sel->uidvalidity))
+            return d.refuse_recreated(mailbox, nothing_changed);
         uidnext_before = sel->uidnext;
         for (auto& m : messages) ids.push_back(message_id_of(m.body));
     }
@@ -1490,6 +1516,10 @@ result<std::vector<mail::uid>> imap_store::append(const std::string& mailbox,
     if (!r) {
         d.unvouch(mailbox);
         return d.fail(r.error(), "APPEND to " + in_quotes(mailbox));
+    }
+    if (uidplus && d.is_recreated(mailbox, r->uidvalidity)) {
+        d.unvouch(mailbox);
+        return d.refuse_recreated(mailbox, appended_unrecorded);
     }
     if (uidplus) {
         auto uids = r->uids;

@@ -748,6 +748,71 @@ TEST_F(imap_store_test, nothing_is_changed_by_uid_in_a_mailbox_recreated_since_i
               std::vector<std::string>{"\\Flagged"});
 }
 
+// An APPEND into a mailbox recreated since its status lands in the new mailbox (no mail is
+// lost), but its APPENDUID names another UIDVALIDITY: the UIDs are not returned to be
+// recorded under the old one, and later operations there are refused as after a SELECT.
+TEST_F(imap_store_test, uids_appended_into_a_mailbox_recreated_since_its_status_are_not_returned) {
+    test::create_mailbox(*server_, "alice", "Batch");
+    test::create_mailbox(*server_, "alice", "Stream");
+    append("Batch", "old batch");
+    append("Stream", "old stream");
+    auto s = open();
+    ASSERT_TRUE(s);
+    auto batch = s->changes("Batch", {});
+    ASSERT_TRUE(batch) << s->last_error();
+    auto stream = s->changes("Stream", {});
+    ASSERT_TRUE(stream) << s->last_error();
+    ASSERT_TRUE(s->changes("INBOX", {}));
+    for (const char* box : {"Batch", "Stream"}) {
+        test::delete_mailbox(*server_, "alice", box);
+        test::create_mailbox(*server_, "alice", box);
+    }
+    ASSERT_NE(test::status(*server_, "alice", "Batch").uidvalidity, batch->status.uidvalidity);
+
+    const std::string batch_body = test::make_message("into the new Batch");
+    std::vector<outgoing_message> msgs(1);
+    msgs[0].body.data = batch_body;
+    msgs[0].body.size = batch_body.size();
+    auto appended = s->append("Batch", std::move(msgs));
+    ASSERT_FALSE(appended);
+    EXPECT_EQ(appended.error(), errc::uidvalidity_changed);
+    EXPECT_NE(s->last_error().find("appended there, their UIDs not recorded"), std::string::npos)
+        << s->last_error();
+    auto listed = test::list_messages(*server_, "alice", "Batch");
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(test::fetch_message(*server_, "alice", "Batch", listed[0].uid), batch_body);
+    std::vector<flag_change> flag{{listed[0].uid, flags({"\\Flagged"}), {}}};
+    auto stored = s->set_flags("Batch", flag);
+    ASSERT_FALSE(stored);
+    EXPECT_EQ(stored.error(), errc::uidvalidity_changed);
+    EXPECT_TRUE(test::list_messages(*server_, "alice", "Batch")[0].flags.empty());
+    std::vector<outgoing_message> again(1);
+    again[0].body.data = batch_body;
+    again[0].body.size = batch_body.size();
+    auto refused = s->append("Batch", std::move(again));
+    ASSERT_FALSE(refused);
+    EXPECT_NE(s->last_error().find("nothing was changed there"), std::string::npos)
+        << s->last_error();
+    EXPECT_EQ(test::list_messages(*server_, "alice", "Batch").size(), 1u);
+
+    const std::string stream_body = test::make_message("into the new Stream");
+    auto app = s->begin_append("Stream");
+    ASSERT_TRUE(app) << s->last_error();
+    outgoing_message m;
+    m.body.data = stream_body;
+    m.body.size = stream_body.size();
+    ASSERT_TRUE((*app)->add(std::move(m))) << s->last_error();
+    auto finished = (*app)->finish();
+    ASSERT_FALSE(finished);
+    EXPECT_EQ(finished.error(), errc::uidvalidity_changed);
+    ASSERT_EQ(test::list_messages(*server_, "alice", "Stream").size(), 1u);
+    EXPECT_FALSE(s->begin_append("Stream"));
+
+    // A new status of the mailbox makes it usable again.
+    ASSERT_TRUE(s->changes("Batch", known_from(*batch))) << s->last_error();
+    ASSERT_TRUE(s->set_flags("Batch", flag)) << s->last_error();
+}
+
 // Bodies between imap_store_options::direct_threshold and spool_threshold reach their own
 // string as they arrive (a sink of the parser); smaller ones through the parsed response.
 TEST_F(imap_store_test, bodies_of_every_size_class_are_fetched_byte_for_byte_in_memory) {
