@@ -12,6 +12,7 @@ Needs valgrind and what the benchmark needs (Dovecot; run.py's corpus is made on
 use). Run it again when the code a sync runs has changed much: a function missing from
 the list is only placed among those that do not run."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def main():
     ap.add_argument("--scenarios", default="S1,S2,S3,S4,S5,S6,S7")
     ap.add_argument("--tools", default="tandem-imap,tandem-maildir,tandem-maildir-tls")
     ap.add_argument("--out", default=os.path.join(REPO, "cmake", "hot-symbols.txt"))
+    ap.add_argument("--save-runs", help="also write each run's functions here (JSON)")
     args = ap.parse_args()
     binary = os.path.realpath(args.tandem)
     with tempfile.TemporaryDirectory(prefix="tandem-hot-") as tmp:
@@ -114,6 +116,9 @@ def main():
     runs = [(cmd, names) for cmd, names in runs if names and " sync " in cmd]
     if not runs:
         raise SystemExit("no callgrind output names a function of %s" % binary)
+    if args.save_runs:
+        with open(args.save_runs, "w") as f:
+            json.dump(runs, f)
     names = order(runs)
     with open(args.out, "w") as f:
         f.write("# tandem's functions that the benchmark's runs call, those of short runs first\n")

@@ -11,7 +11,6 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
@@ -25,7 +24,6 @@
 namespace tandem::net {
 
 namespace asio = boost::asio;
-namespace ssl = asio::ssl;
 using asio::ip::tcp;
 using generic_socket = asio::generic::stream_protocol::socket;
 using clock = std::chrono::steady_clock;
@@ -70,8 +68,8 @@ bool loopback_address(const asio::ip::address& a) {
 
 // End of stream from either layer reads as the server closing the session.
 error_code normalise(const error_code& ec) {
-    if (ec == asio::error::eof || ec == ssl::error::stream_truncated ||
-        ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+    if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::broken_pipe)
         return errc::connection_closed;
     return ec;
 }
@@ -82,9 +80,7 @@ struct connection::impl {
     transport_config cfg;
     asio::io_context io;  // first member: destroyed last, after every socket
     generic_socket sock{io};
-    std::optional<ssl::context> ctx;
-    std::optional<ssl::stream<generic_socket&>> tls;
-    std::unique_ptr<tls_verifier> verifier;
+    std::unique_ptr<tls_engine> tls;  // between the compression and the socket
     std::unique_ptr<deflater> def;
     std::unique_ptr<inflater> inf;
     std::optional<tunnel_child> child;
@@ -95,6 +91,7 @@ struct connection::impl {
     std::string zin;      // received, still compressed: inflated as read() asks for more
     std::string outq;     // written by the caller, not yet compressed or handed to the socket
     std::string writing;  // on the wire now
+    std::string sealing;  // compressed, to be encrypted (COMPRESS inside TLS)
     std::array<char, 64 * 1024> rbuf{};
     bool reading = false;
     bool write_busy = false;
@@ -105,31 +102,44 @@ struct connection::impl {
     explicit impl(const transport_config& c) : cfg(c) {}
     ~impl() { shut(); }
 
-    template <class Buffers, class Handler>
-    void async_read_some(const Buffers& b, Handler&& h) {
-        if (tls)
-            tls->async_read_some(b, std::forward<Handler>(h));
-        else
-            sock.async_read_some(b, std::forward<Handler>(h));
-    }
-
     void start_read() {
         if (reading || read_error || !sock.is_open()) return;
         reading = true;
-        async_read_some(asio::buffer(rbuf), [this](const error_code& ec, std::size_t n) {
+        sock.async_read_some(asio::buffer(rbuf), [this](const error_code& ec, std::size_t n) {
             reading = false;
             ++progress;
             if (n > 0) {
                 stats.wire_in += n;
-                if (inf) {
-                    zin.append(rbuf.data(), n);
-                } else {
-                    inq.append(rbuf.data(), n);
-                    stats.plain_in += n;
-                }
+                if (tls)
+                    tls->put_input({rbuf.data(), n});
+                else
+                    received(rbuf.data(), n);
             }
+            if (tls) decrypt();
             if (ec && !read_error) read_error = normalise(ec);
         });
+    }
+
+    // Plain text from the socket or from the TLS engine.
+    void received(const char* data, std::size_t n) {
+        if (inf) {
+            zin.append(data, n);
+        } else {
+            inq.append(data, n);
+            stats.plain_in += n;
+        }
+    }
+
+    // Everything that the input so far decrypts to. What the engine answers by itself (a
+    // TLS 1.3 KeyUpdate) goes out with the next write.
+    void decrypt() {
+        std::string& sink = inf ? zin : inq;
+        const std::size_t before = sink.size();
+        const int status = tls->read(sink);
+        if (!inf) stats.plain_in += sink.size() - before;
+        if (status == TANDEM_TLS_CLOSED && !read_error) read_error = errc::connection_closed;
+        if (status != TANDEM_TLS_WANT_INPUT && status != TANDEM_TLS_CLOSED && !read_error)
+            read_error = errc::tls_failed;
     }
 
     // Inflates what was received, up to a bound, so that a highly compressible body still
@@ -149,12 +159,17 @@ struct connection::impl {
     }
 
     void start_write() {
-        if (write_busy || write_error || outq.empty() || !sock.is_open()) return;
+        if (write_busy || write_error || !sock.is_open()) return;
+        if (outq.empty() && !(tls && tls->has_output())) return;
         writing.clear();
-        if (def)
+        if (tls) {
+            if (!outq.empty() && !seal()) return;
+            tls->take_output(writing);
+        } else if (def) {
             def->compress(outq, writing);
-        else
+        } else {
             writing.swap(outq);
+        }
         outq.clear();
         write_busy = true;
         auto done = [this](const error_code& ec, std::size_t n) {
@@ -163,10 +178,23 @@ struct connection::impl {
             stats.wire_out += n;
             if (ec) write_error = normalise(ec);
         };
-        if (tls)
-            asio::async_write(*tls, asio::buffer(writing), done);
-        else
-            asio::async_write(sock, asio::buffer(writing), done);
+        asio::async_write(sock, asio::buffer(writing), done);
+    }
+
+    // Encrypts the queued output (compressed first, under COMPRESS).
+    bool seal() {
+        int status;
+        if (def) {
+            sealing.clear();
+            def->compress(outq, sealing);
+            status = tls->write(sealing);
+        } else {
+            status = tls->write(outq);
+        }
+        outq.clear();
+        if (status == TANDEM_TLS_OK) return true;
+        write_error = errc::tls_failed;
+        return false;
     }
 
     // Runs the io_context until `done()` or `inactivity` passes without any progress.
@@ -211,25 +239,73 @@ struct connection::impl {
         }
     }
 
+    // The client handshake, the certificate's verification and the pin. The engine says
+    // what it needs; its output is sent and input read until it is done.
     result<void> handshake(failure* why) {
-        ctx.emplace(ssl::context::tls_client);
         const std::string& name = cfg.tls_server_name.empty() ? cfg.host : cfg.tls_server_name;
-        verifier = std::make_unique<tls_verifier>(name, cfg.ca_file, cfg.fingerprint, cfg.verify);
-        if (auto r = verifier->configure(ctx->native_handle()); !r) {
-            set_failure(why, step::tls_verify, verifier->message());
-            return r.error();
+        std::vector<unsigned char> pin;
+        if (!cfg.fingerprint.empty()) {
+            auto parsed = parse_fingerprint(cfg.fingerprint);
+            if (!parsed) {
+                set_failure(why, step::tls_verify,
+                            "invalid certificate fingerprint (want sha256:AB:CD:... with 32 "
+                            "bytes)");
+                return errc::invalid_argument;
+            }
+            pin = std::move(*parsed);
         }
-        tls.emplace(sock, *ctx);
-        if (auto r = verifier->attach(tls->native_handle()); !r) {
-            set_failure(why, step::tls_handshake, verifier->message());
-            return r.error();
+        const tandem_tls_settings settings{name.c_str(), cfg.ca_file.c_str(),
+                                           pin.empty() ? nullptr : pin.data(), cfg.verify};
+        std::string message;
+        tls = tls_engine::create(settings, message);
+        if (!tls) {
+            set_failure(why, step::tls_handshake, message);
+            return errc::tls_failed;
         }
+        for (;;) {
+            const int status = tls->handshake();
+            if (tls->has_output()) {
+                if (auto sent = exchange(name, why, false); !sent) return sent.error();
+            }
+            if (status == TANDEM_TLS_OK) break;
+            if (status == TANDEM_TLS_REFUSED) {
+                set_failure(why, step::tls_verify, tls->message());
+                return errc::tls_failed;
+            }
+            if (status != TANDEM_TLS_WANT_INPUT) {
+                set_failure(why, step::tls_handshake,
+                            "TLS handshake with " + name + " failed: " + tls->message());
+                return errc::tls_failed;
+            }
+            if (auto got = exchange(name, why, true); !got) return got.error();
+        }
+        // The server's first bytes (the greeting) may have come with its last handshake
+        // message.
+        decrypt();
+        return {};
+    }
+
+    // One step of the handshake: sends the engine's output, or reads once into it.
+    result<void> exchange(const std::string& name, failure* why, bool input) {
         bool done = false;
-        error_code hec;
-        tls->async_handshake(ssl::stream_base::client, [&](const error_code& ec) {
-            done = true;
-            hec = ec;
-        });
+        error_code xec;
+        if (input) {
+            sock.async_read_some(asio::buffer(rbuf), [&](const error_code& ec, std::size_t n) {
+                done = true;
+                xec = ec;
+                stats.wire_in += n;
+                if (n > 0) tls->put_input({rbuf.data(), n});
+            });
+        } else {
+            writing.clear();
+            tls->take_output(writing);
+            asio::async_write(sock, asio::buffer(writing),
+                              [&](const error_code& ec, std::size_t n) {
+                                  done = true;
+                                  xec = ec;
+                                  stats.wire_out += n;
+                              });
+        }
         if (!run_until([&] { return done; }, cfg.connect_timeout, false)) {
             error_code ignored;
             sock.close(ignored);
@@ -237,18 +313,10 @@ struct connection::impl {
             set_failure(why, step::tls_handshake, "TLS handshake with " + name + " timed out");
             return errc::timeout;
         }
-        if (hec) {
-            if (verifier->failed()) {
-                set_failure(why, step::tls_verify, verifier->message());
-            } else {
-                set_failure(why, step::tls_handshake,
-                            "TLS handshake with " + name + " failed: " + hec.message());
-            }
+        if (xec) {
+            set_failure(why, step::tls_handshake,
+                        "TLS handshake with " + name + " failed: " + normalise(xec).message());
             return errc::tls_failed;
-        }
-        if (auto r = verifier->check_pin(tls->native_handle()); !r) {
-            set_failure(why, step::tls_verify, verifier->message());
-            return r.error();
         }
         return {};
     }
@@ -490,7 +558,7 @@ result<void> connection::start_compress(std::string_view unread_input) {
 }
 
 bool connection::encrypted() const {
-    return impl_->tls.has_value();
+    return impl_->tls != nullptr;
 }
 bool connection::compressed() const {
     return impl_->def != nullptr;

@@ -1,50 +1,44 @@
 // SPDX-License-Identifier: MIT
-// Certificate verification for the TLS layer, in plain OpenSSL (no Asio): trust anchors,
-// host name and SNI, the SHA-256 pin, and a message that says what was wrong.
+// The TLS engine of one connection: the module tandem-tls.so (tls_module_p.hpp), loaded
+// once per process at the first TLS connection. No OpenSSL here: connection.cpp moves
+// the engine's bytes to and from the socket.
 #pragma once
 
-#include "tandem/util/error.hpp"
+#include "tls_module_p.hpp"
 
+#include <memory>
 #include <string>
-#include <vector>
-
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct ssl_st SSL;
-typedef struct x509_st X509;
-typedef struct x509_store_ctx_st X509_STORE_CTX;
+#include <string_view>
 
 namespace tandem::net {
 
-class tls_verifier {
+class tls_engine {
   public:
-    // verify = false: no chain nor name check (a pin, when given, is still compared).
-    tls_verifier(std::string host, std::string ca_file, std::string fingerprint,
-                 bool verify = true);
+    // Loads the module (TANDEM_TLS_MODULE, else lib/tandem/tandem-tls.so beside the
+    // program's bin/ directory, else the one installed with it) and starts an engine;
+    // nullptr and `message` when the module cannot be loaded.
+    static std::unique_ptr<tls_engine> create(const tandem_tls_settings& settings,
+                                              std::string& message);
+    ~tls_engine();
+    tls_engine(const tls_engine&) = delete;
+    tls_engine& operator=(const tls_engine&) = delete;
 
-    // Trust anchors and protocol floor: the CA file, or the system store, or nothing (a pin).
-    result<void> configure(SSL_CTX* ctx);
-    // Per connection: SNI, host-name check, the verify callback that records the failure.
-    result<void> attach(SSL* ssl);
-    // After the handshake: compare the pin, if there is one.
-    result<void> check_pin(SSL* ssl);
-
-    bool failed() const { return failed_; }
-    const std::string& message() const { return message_; }
-
-    // "subject CN=..., names a.example, b.example, sha256:AB:..."
-    static std::string describe(X509* cert);
-    static std::vector<unsigned char> sha256(X509* cert);
+    // tandem_tls_status values, as tandem_tls_api says.
+    int handshake() { return api_->handshake(tls_); }
+    void put_input(std::string_view bytes) { api_->put_input(tls_, bytes.data(), bytes.size()); }
+    int write(std::string_view plain) { return api_->write(tls_, plain.data(), plain.size()); }
+    // Appends every byte that the input so far decrypts to: WANT_INPUT (all taken),
+    // CLOSED or FAILED.
+    int read(std::string& plain);
+    bool has_output() const { return api_->output_size(tls_) > 0; }
+    // Appends the bytes to send.
+    void take_output(std::string& wire);
+    std::string message() const { return api_->message(tls_); }
 
   private:
-    static int verify_callback(int preverified, X509_STORE_CTX* store);
-
-    std::string host_;
-    std::string ca_file_;
-    std::vector<unsigned char> pin_;
-    bool pinned_ = false;
-    bool verify_ = true;
-    bool failed_ = false;
-    std::string message_;
+    tls_engine(const tandem_tls_api* api, tandem_tls* tls) : api_(api), tls_(tls) {}
+    const tandem_tls_api* api_;
+    tandem_tls* tls_;
 };
 
 }  // namespace tandem::net

@@ -92,6 +92,70 @@ TEST(cli, a_wrong_password_exits_3_and_says_authentication_failed) {
     EXPECT_FALSE(fs::exists(w.maildir() / "INBOX")) << "nothing synced";
 }
 
+// The environment of the runs in one scope.
+class scoped_env {
+  public:
+    scoped_env(const char* name, const std::string& value) : name_(name) {
+        ::setenv(name, value.c_str(), 1);
+    }
+    ~scoped_env() { ::unsetenv(name_); }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+
+  private:
+    const char* name_;
+};
+
+// OpenSSL is mapped only by a run that needs TLS: its module, tandem-tls.so, is loaded at
+// the first TLS connection. LD_DEBUG=files names every object the loader opens.
+TEST(cli, openssl_is_loaded_only_by_a_run_over_tls) {
+    auto& server = shared_server();
+    world w;
+    auto user = fresh_user();
+    const auto config = [&](transport how) {
+        return w.general() + w.imap_store("server", server, user, how) + w.maildir_store("local") +
+               w.channel("c", "server", "local");
+    };
+    run_result plain, tls;
+    {
+        scoped_env debug("LD_DEBUG", "files");
+        w.write_config(config(transport::plain));
+        plain = w.run({"sync"});
+        w.write_config(config(transport::tls));
+        tls = w.run({"sync"});
+    }
+    ASSERT_EQ(plain.exit_code, 0) << plain.describe();
+    EXPECT_FALSE(contains(plain.err, "libssl")) << plain.describe();
+    EXPECT_FALSE(contains(plain.err, "libcrypto")) << plain.describe();
+    EXPECT_FALSE(contains(plain.err, "tandem-tls")) << plain.describe();
+    ASSERT_EQ(tls.exit_code, 0) << tls.describe();
+    EXPECT_TRUE(contains(tls.err, "tandem-tls.so")) << tls.describe();
+    EXPECT_TRUE(contains(tls.err, "libssl.so")) << tls.describe();
+}
+
+// Without its TLS module a TLS store cannot connect (exit 3), and the message says what is
+// missing and where it was looked for; a plain store does not need it.
+TEST(cli, a_missing_tls_module_is_named_and_only_tls_needs_it) {
+    auto& server = shared_server();
+    world w;
+    auto user = fresh_user();
+    const std::string missing = (w.root() / "nowhere" / "tandem-tls.so").string();
+    scoped_env module("TANDEM_TLS_MODULE", missing);
+    w.write_config(w.general() + w.imap_store("server", server, user, transport::tls) +
+                   w.maildir_store("local") + w.channel("c", "server", "local"));
+    for (std::vector<std::string> args : {std::vector<std::string>{"sync"},
+                                          std::vector<std::string>{"check-config", "--connect"}}) {
+        auto r = w.run(args);
+        EXPECT_EQ(r.exit_code, 3) << args.front() << ": " << r.describe();
+        EXPECT_TRUE(contains(r.all(), "TLS needs tandem's module tandem-tls.so")) << r.describe();
+        EXPECT_TRUE(contains(r.all(), missing)) << r.describe();
+    }
+    w.write_config(w.general() + w.imap_store("server", server, user, transport::plain) +
+                   w.maildir_store("local") + w.channel("c", "server", "local"));
+    auto plain = w.run({"sync"});
+    EXPECT_EQ(plain.exit_code, 0) << plain.describe();
+}
+
 TEST(cli, dry_run_changes_nothing_on_either_side_and_says_what_it_would_do) {
     channel_under_test c(shared_server(), maildir_kind);
     c.a().create("Work");
