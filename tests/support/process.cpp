@@ -226,4 +226,16 @@ std::string shell_quote(std::string_view word) {
     return quoted + "'";
 }
 
+std::string read_proc_file(pid_t pid, const char* name) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return n < 0 ? std::string() : text;
+}
+
 }  // namespace tandem::test

@@ -80,4 +80,8 @@ run_result run_process(const std::vector<std::string>& argv, std::string_view in
 // Quotes one word for /bin/sh.
 std::string shell_quote(std::string_view word);
 
+// The contents of /proc/<pid>/<name>; empty when the process has gone. A process that ends
+// while it is read makes read(2) fail with ESRCH, which an std::ifstream turns into an exception.
+std::string read_proc_file(pid_t pid, const char* name);
+
 }  // namespace tandem::test

@@ -558,9 +558,7 @@ TEST(cli, watch_recovers_after_a_network_outage) {
     std::ifstream in(pids);
     for (pid_t p; in >> p;) {
         // Only a tunnel our wrapper started that still runs this Dovecot's imap.
-        std::ifstream cmdline("/proc/" + std::to_string(p) + "/cmdline", std::ios::binary);
-        std::string args((std::istreambuf_iterator<char>(cmdline)),
-                         std::istreambuf_iterator<char>());
+        const std::string args = test::read_proc_file(p, "cmdline");
         if (contains(args, server.config_file().string())) ::kill(p, SIGKILL);
     }
     a.add_new("INBOX", "during-outage");
