@@ -179,23 +179,54 @@ std::string format_unique(const unique_parts& p, std::optional<std::uint64_t> si
     return out;
 }
 
+namespace {
+
+// SplitMix64's finalizer: a bijection, so distinct counters give distinct values.
+std::uint64_t mix(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+// What does not change during a run, read once: a first sync delivers a name per message,
+// and getrandom() and uname() (gethostname) for each were two system calls of its ~ten.
+struct process_constants {
+    std::uint64_t seed = 0;
+    std::string host;
+};
+
+const process_constants& constants() {
+    static const process_constants c = [] {
+        process_constants k;
+        if (::getrandom(&k.seed, sizeof k.seed, GRND_NONBLOCK) != sizeof k.seed) {
+            // No entropy yet (early boot): time, pid and counter are unique on their own.
+            struct timespec t {};
+            ::clock_gettime(CLOCK_REALTIME, &t);
+            k.seed = static_cast<std::uint64_t>(t.tv_nsec) ^ static_cast<std::uint64_t>(::getpid());
+        }
+        char host[HOST_NAME_MAX + 1] = {};
+        if (::gethostname(host, sizeof host - 1) == 0) k.host = host;
+        return k;
+    }();
+    return c;
+}
+
+}  // namespace
+
 unique_parts next_unique_parts() {
     static std::atomic<std::uint64_t> counter{0};
+    const auto& k = constants();
     unique_parts p;
     struct timespec t {};
     ::clock_gettime(CLOCK_REALTIME, &t);
     p.seconds = t.tv_sec;
     p.microseconds = static_cast<std::uint32_t>(t.tv_nsec / 1000);
+    // Asked every time: a forked child has the parent's seed and counter, not its pid.
     p.pid = static_cast<std::uint32_t>(::getpid());
     p.counter = ++counter;
-    std::uint64_t r = 0;
-    if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
-        // No entropy yet (early boot): time, pid and counter are unique on their own.
-        r = static_cast<std::uint64_t>(t.tv_nsec) * 0x9e3779b97f4a7c15ULL ^ p.counter;
-    }
-    p.random = r;
-    char host[HOST_NAME_MAX + 1] = {};
-    if (::gethostname(host, sizeof host - 1) == 0) p.host = host;
+    p.random = mix(k.seed + p.counter);
+    p.host = k.host;
     return p;
 }
 

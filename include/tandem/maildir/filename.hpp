@@ -80,7 +80,8 @@ std::string escape_host(std::string_view host, char separator = default_separato
 // "<seconds>.M<usec>P<pid>Q<counter>R<random hex>.<escaped host>" and ",S=<size>" if given.
 std::string format_unique(const unique_parts& parts, std::optional<std::uint64_t> size = {},
                           char separator = default_separator);
-// Fresh parts: the real-time clock, getpid(), a process-wide counter, getrandom(), gethostname().
+// Fresh parts: the real-time clock, getpid(), a process-wide counter, a random value drawn from
+// a seed that getrandom() gave once per process, and the host name read once.
 unique_parts next_unique_parts();
 
 }  // namespace tandem::maildir

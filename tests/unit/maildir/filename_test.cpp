@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <set>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace tandem::maildir;
 using tandem::mail::flag_set;
@@ -132,6 +136,36 @@ TEST(maildir_filename, unique_names_escape_the_host) {
     auto n = parse_name(format_unique(p, 99) + ":2,S");
     EXPECT_EQ(size_hint(n.base), 99u);
     EXPECT_EQ(n.system, "S");
+}
+
+// The random part comes from one seed per process: it must still differ at every call, and a
+// forked child (same seed, same counter) must name its own pid.
+TEST(maildir_filename, fresh_random_parts_differ_and_a_forked_child_names_its_own_pid) {
+    std::set<std::uint64_t> randoms;
+    for (int i = 0; i < 1000; ++i) EXPECT_TRUE(randoms.insert(next_unique_parts().random).second);
+
+    const auto host = next_unique_parts().host;
+    char expected_host[HOST_NAME_MAX + 1] = {};
+    ASSERT_EQ(::gethostname(expected_host, sizeof expected_host - 1), 0);
+    EXPECT_EQ(host, expected_host);
+
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const std::uint32_t pid = next_unique_parts().pid;
+        (void)!::write(fds[1], &pid, sizeof pid);
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::uint32_t reported = 0;
+    EXPECT_EQ(::read(fds[0], &reported, sizeof reported), static_cast<ssize_t>(sizeof reported));
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_EQ(reported, static_cast<std::uint32_t>(child));
+    EXPECT_EQ(next_unique_parts().pid, static_cast<std::uint32_t>(::getpid()));
 }
 
 TEST(maildir_filename, fresh_unique_names_differ_and_have_no_separator) {
