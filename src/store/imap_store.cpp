@@ -817,6 +817,14 @@ store::opener imap_store::another() {
     };
 }
 
+void imap_store::select_ahead(const std::string& mailbox) {
+    auto& d = *impl_;
+    auto srv = d.server_name(mailbox);
+    if (!srv) return;
+    if (auto r = d.ensure_selected(mailbox, *srv); !r)
+        d.log.debug(d.description + ": SELECT ahead of " + mailbox + ": " + r.error().message());
+}
+
 void imap_store::close_ahead() {
     if (impl_->s && impl_->s->usable())
         if (auto r = impl_->s->logout_ahead(); !r)

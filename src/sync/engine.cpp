@@ -218,6 +218,9 @@ class run {
     const progress_fn& on_progress_;
     channel_report report_;
     std::map<std::string, mailbox_work> work_;
+    // One mailbox to collect, on one connection: the quiet side's store may select it while
+    // the changed side lists (collect()); with more, a later mailbox's SELECT would undo it.
+    bool one_busy_mailbox_ = false;
     std::map<std::string, std::uint64_t> pair_ids_;
     std::vector<std::pair<mailbox_work*, journal_write>> pending_;
     const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -356,7 +359,9 @@ void run::collect_all() {
     const per_side<bool> shared{openers.empty() || !openers.front().a,
                                 openers.empty() || !openers.front().b};
     if (wanted < 2 || (shared.a && shared.b)) {
+        one_busy_mailbox_ = busy.size() == 1;
         for (auto& [n, w] : busy) collect(*w);
+        one_busy_mailbox_ = false;
         return;
     }
     const per_side<store::store*> channel = lanes_[0];
@@ -614,6 +619,20 @@ void run::collect(mailbox_work& w) {
         auto later = second.get();
         if (!take(order[0], first) || !take(order[1], later)) return;
     } else {
+        // Only one side changed since a sync that went well, and nothing came there (the same
+        // UIDNEXT): it lists flag changes and expunges, which go to the other side's mailbox.
+        // That store selects it meanwhile, which otherwise waits for the listing: 0.14 of 1.4 s
+        // for 50 flags changed among 200,000 messages IMAP-IMAP (each SELECT there is Dovecot's
+        // work: 0.1-0.4 s).
+        std::future<void> ahead;
+        if (one_busy_mailbox_ && w.state && !full && w.entry.a && w.entry.b &&
+            changed.a != changed.b) {
+            const side s = changed.a ? side::a : side::b;
+            if (w.status[s] && w.status[s]->uidnext == w.state->sides[s].uidnext)
+                ahead = std::async(std::launch::async, [&, quiet = mail::opposite(s)] {
+                    st(w, quiet).select_ahead(w.name);
+                });
+        }
         for (side s : order) {
             if (!w.entry[s] || !changed[s]) continue;
             auto changes = st(w, s).changes(w.name, known_of(s));

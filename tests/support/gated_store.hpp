@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A store in front of another that makes the engine's concurrency visible: its changes()
-// waits at a gate until enough calls are in progress together (or its patience ran out),
-// and the gate counts what it saw. another() opens the inner store's next connection behind
-// a gate too, or is refused on request.
+// (and select_ahead()) waits at a gate until enough calls are in progress together (or its patience
+// ran out), and the gate counts what it saw. another() opens the inner store's next connection
+// behind a gate too, or is refused on request.
 #pragma once
 
 #include "tandem/store/store.hpp"
@@ -29,6 +29,7 @@ struct gate {
     int opened = 0;        // stores that another() gave
     int closed_ahead = 0;  // of those, how many were told close_ahead() before their end
     int flag_calls = 0;    // set_flags() calls
+    int selects_ahead = 0;  // select_ahead() calls, which pass the gate as "<mailbox> ahead"
     bool refuse_another = false;
 
     void enter(const std::string& mailbox) {
@@ -83,6 +84,15 @@ class gated_store final : public tandem::store::store {
         auto r = inner_.changes(mailbox, known);
         gate_.leave(mailbox);
         return r;
+    }
+    void select_ahead(const std::string& mailbox) override {
+        {
+            std::lock_guard g(gate_.m);
+            ++gate_.selects_ahead;
+        }
+        gate_.enter(mailbox + " ahead");
+        inner_.select_ahead(mailbox);
+        gate_.leave(mailbox + " ahead");
     }
     result<void> fetch(const std::string& mailbox, std::span<const mail::uid> uids,
                        const std::function<result<void>(mail::uid, tandem::store::message_body&&)>&

@@ -71,6 +71,7 @@ class imap_store final : public store {
     // the selected mailbox may be stale): ask status() for it.
     result<std::vector<mailbox_entry>> list() override;
     bool list_ahead() override;
+    void select_ahead(const std::string& mailbox) override;
     result<mailbox_status> status(const std::string& mailbox) override;
     // The status returned is the one of the SELECT (HIGHESTMODSEQ as of its tagged OK, RFC
     // 7162 6), so that anything that happens later shows up again in the next run. Updates

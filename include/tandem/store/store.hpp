@@ -137,6 +137,10 @@ class store {
     virtual result<mailbox_status> status(const std::string& mailbox) = 0;
     virtual result<mailbox_changes> changes(const std::string& mailbox,
                                             const known_state& known) = 0;
+    // Gets `mailbox` ready for the writes that the run may bring there (an IMAP store
+    // SELECTs it), while the other side's store lists its changes. A failure is not
+    // reported here: the write that follows meets it again.
+    virtual void select_ahead(const std::string& mailbox) { (void)mailbox; }
 
     // Streams the bodies of `uids`; `deliver` is called once per message, in any order. A uid
     // that is gone is skipped (not an error).

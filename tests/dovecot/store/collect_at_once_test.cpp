@@ -116,5 +116,41 @@ TEST_F(collect_at_once, both_changed_sides_are_asked_at_the_same_time_and_sequen
     EXPECT_EQ(flags_of("alice", 0), "");
 }
 
+// Only one side changed, by flags: the other side's store selects the mailbox while the
+// changed side lists, for the writes that follow. Not when new messages came there (an
+// APPEND needs no selected mailbox).
+TEST_F(collect_at_once, the_quiet_side_selects_while_the_changed_side_lists_its_flag_changes) {
+    test::create_mailbox(*server_, "alice", "Ahead");
+    test::append_message(*server_, "alice", "Ahead", test::make_message("first"), {});
+    gate first;
+    first.patience = 0ms;
+    auto r1 = sync_through(first, false);
+    ASSERT_FALSE(r1.any_failed()) << r1.error;
+    EXPECT_EQ(first.selects_ahead, 0) << "a first sync selects nothing ahead";
+
+    test::append_message(*server_, "alice", "Ahead", test::make_message("second"), {});
+    gate added;
+    added.patience = 0ms;
+    auto r2 = sync_through(added, false);
+    ASSERT_FALSE(r2.any_failed()) << r2.error;
+    EXPECT_EQ(r2.total.copied.b, 1u);
+    EXPECT_EQ(added.selects_ahead, 0) << "new messages go by APPEND";
+
+    const auto a_msgs = test::list_messages(*server_, "alice", "Ahead");
+    ASSERT_EQ(a_msgs.size(), 2u);
+    test::store_flags(*server_, "alice", "Ahead", a_msgs[1].uid, "+FLAGS", {"\\Flagged"});
+    gate flagged;  // changes() of alice and select_ahead() of bob must be inside together
+    auto r3 = sync_through(flagged, false);
+    ASSERT_FALSE(r3.any_failed()) << r3.error;
+    EXPECT_EQ(flagged.selects_ahead, 1);
+    EXPECT_EQ(flagged.most_inside, 2) << "bob's SELECT waited for alice's listing";
+    EXPECT_EQ(r3.total.flagged.b, 1u);
+    const auto b_msgs = test::list_messages(*server_, "bob", "Ahead");
+    ASSERT_EQ(b_msgs.size(), 2u);
+    std::string flags;
+    for (const auto& f : b_msgs[1].flags) flags += f + " ";
+    EXPECT_EQ(flags, "\\Flagged ");
+}
+
 }  // namespace
 }  // namespace tandem::store
