@@ -167,7 +167,10 @@ class run {
     void report_progress(const progress& p);
     bool wanted(const std::string& name) const;
     void wait_for_late_writes(const mailbox_work& w);
-    void collect(mailbox_work& w);
+    // `alone`: the only mailbox to collect, on one connection; the quiet side's store may
+    // then select it while the changed side lists (with more, the next one's SELECT would
+    // undo it).
+    void collect(mailbox_work& w, bool alone = false);
     result<void> read_records(mailbox_work& w, bool everything,
                               const per_side<std::optional<std::size_t>>& counted);
     void execute(const plan& p);
@@ -218,9 +221,6 @@ class run {
     const progress_fn& on_progress_;
     channel_report report_;
     std::map<std::string, mailbox_work> work_;
-    // One mailbox to collect, on one connection: the quiet side's store may select it while
-    // the changed side lists (collect()); with more, a later mailbox's SELECT would undo it.
-    bool one_busy_mailbox_ = false;
     std::map<std::string, std::uint64_t> pair_ids_;
     std::vector<std::pair<mailbox_work*, journal_write>> pending_;
     const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -359,9 +359,7 @@ void run::collect_all() {
     const per_side<bool> shared{openers.empty() || !openers.front().a,
                                 openers.empty() || !openers.front().b};
     if (wanted < 2 || (shared.a && shared.b)) {
-        one_busy_mailbox_ = busy.size() == 1;
-        for (auto& [n, w] : busy) collect(*w);
-        one_busy_mailbox_ = false;
+        for (auto& [n, w] : busy) collect(*w, busy.size() == 1);
         return;
     }
     const per_side<store::store*> channel = lanes_[0];
@@ -504,7 +502,7 @@ void run::wait_for_late_writes(const mailbox_work& w) {
 
 // Decides whether a side changed since the journal's state and, where it did, asks the
 // store what changed. A mailbox unchanged on both sides costs nothing more.
-void run::collect(mailbox_work& w) {
+void run::collect(mailbox_work& w, bool alone) {
     for (side s : both_sides) {
         if (!w.entry[s]) continue;
         if (w.entry[s]->status) {
@@ -619,14 +617,14 @@ void run::collect(mailbox_work& w) {
         auto later = second.get();
         if (!take(order[0], first) || !take(order[1], later)) return;
     } else {
-        // Only one side changed since a sync that went well, and nothing came there (the same
-        // UIDNEXT): it lists flag changes and expunges, which go to the other side's mailbox.
-        // That store selects it meanwhile, which otherwise waits for the listing: 0.14 of 1.4 s
-        // for 50 flags changed among 200,000 messages IMAP-IMAP (each SELECT there is Dovecot's
-        // work: 0.1-0.4 s).
+        // Only one side changed since a sync that went well, with the UIDNEXT recorded: an IMAP
+        // side lists flag changes and expunges then, which go to the other side's mailbox (a
+        // Maildir's UIDNEXT moves only when its scan numbers new files: those may come, and
+        // the SELECT was then not needed by their APPEND). The other store selects it
+        // meanwhile, which otherwise waits for the listing: 0.14 of 1.4 s for 50 flags changed
+        // among 200,000 messages IMAP-IMAP (each SELECT there is Dovecot's work: 0.1-0.4 s).
         std::future<void> ahead;
-        if (one_busy_mailbox_ && w.state && !full && w.entry.a && w.entry.b &&
-            changed.a != changed.b) {
+        if (alone && w.state && !full && w.entry.a && w.entry.b && changed.a != changed.b) {
             const side s = changed.a ? side::a : side::b;
             if (w.status[s] && w.status[s]->uidnext == w.state->sides[s].uidnext)
                 ahead = std::async(std::launch::async, [&, quiet = mail::opposite(s)] {

@@ -253,7 +253,7 @@ std::vector<std::pair<pid_t, std::string>> instance_processes(const std::string&
         char* end = nullptr;
         long pid = std::strtol(e->d_name, &end, 10);
         if (pid <= 0 || *end || pid == master) continue;
-        std::string cmdline = read_file(fs::path("/proc") / e->d_name / "cmdline");
+        std::string cmdline = read_proc_file(static_cast<pid_t>(pid), "cmdline");
         std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
         while (!cmdline.empty() && cmdline.back() == ' ') cmdline.pop_back();
         if (cmdline.find(instance + "/") != std::string::npos)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// A store in front of another that makes the engine's concurrency visible: its changes()
-// (and select_ahead()) waits at a gate until enough calls are in progress together (or its patience
+// A store in front of another that makes the engine's concurrency visible: its changes() and
+// select_ahead() wait at a gate until enough calls are in progress together (or its patience
 // ran out), and the gate counts what it saw. another() opens the inner store's next connection
 // behind a gate too, or is refused on request.
 #pragma once
