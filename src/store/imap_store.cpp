@@ -169,6 +169,19 @@ std::optional<std::vector<std::string>> flag_mismatch_criteria(
     return out;
 }
 
+bool keeps_flags(const std::vector<std::string>& permanent, const mail::flag_set& added) {
+    auto listed = [&permanent](std::string_view atom) {
+        return std::any_of(permanent.begin(), permanent.end(),
+                           [atom](const std::string& p) { return iequals(p, atom); });
+    };
+    for (const auto& atom : added.imap_atoms()) {
+        if (listed(atom)) continue;
+        if (!atom.starts_with('\\') && listed("\\*")) continue;
+        return false;
+    }
+    return true;
+}
+
 std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::string>>& ids,
                                          const std::vector<std::string>& distinct,
                                          const std::vector<std::vector<mail::uid>>& found) {
@@ -502,17 +515,34 @@ struct imap_store::impl {
     unsigned connections = 1;                  // this one and those another() opened
     bool no_xguid = false;                     // the server refused FETCH X-GUID
     bool no_guess = false;
+    // The mailbox selected: its PERMANENTFLAGS and HIGHESTMODSEQ as the SELECT gave them,
+    // and how many SELECTs this session sent (to tell one from the next).
+    std::vector<std::string> selected_permanent_flags;
+    mail::modseq selected_modseq = 0;
+    std::uint64_t selections = 0;
 
     // ---- this run's own changes (status_after_own_changes)
 
     // What this run did to a mailbox since the status it last reported for it. Appends
     // alone can be vouched for: their uids and flags are known, so the server can be asked
-    // whether the mailbox holds exactly them besides what it held then.
+    // whether the mailbox holds exactly them besides what it held then. Flag stores alone
+    // too, from what the server said while it did them (flags_stored).
     struct own_writes {
         std::optional<mailbox_status> before;  // none: this run created the mailbox
         bool unvouched = false;
         std::vector<mail::flag_set> flags;  // each distinct set of flags appended...
         std::vector<imap::uid_set> uids;    // ...and the uids that got it
+        bool flags_stored = false;
+        mail::modseq top = 0;         // the highest mod-sequence the stores were answered with
+        std::uint64_t selection = 0;  // the SELECT they ran under (impl::selections)
+    };
+    // What the server said during one set_flags() call's UID STOREs.
+    struct store_answers {
+        mail::modseq top = 0;
+        // A FETCH with FLAGS (a .SILENT store is answered with MODSEQ alone unless another
+        // client changed the message too: Dovecot sends its flags then), or any other update
+        // of the mailbox: another client's change.
+        bool foreign = false;
     };
     // The status this store last reported for each mailbox, by canonical name. `guess`:
     // it came from the last listing and changes() has not used it yet to send its commands
@@ -564,6 +594,42 @@ struct imap_store::impl {
         }
         if (*g == w.uids.size()) w.uids.emplace_back();
         w.uids[*g].insert(u);
+    }
+
+    // Flag changes this run stored in a mailbox; `a` null: some of them may have failed.
+    // The mailbox is vouched for when nothing but these stores changed it since the status
+    // reported: the SELECT they ran under found it as reported (or as the stores before left
+    // it), and no other client's change was told of since (RFC 9051 5.2 and 7.4: a server
+    // tells a client of other clients' changes with its answers to later commands; Dovecot
+    // does with each STORE's). The mod-sequences that the stores took are then the last
+    // changes: the highest one they were answered with (RFC 7162 3.1.3) is the status's.
+    void flags_stored(const std::string& canonical, const detail::flag_groups& g,
+                      const store_answers* a) {
+        auto& w = writes(canonical);
+        if (w.unvouched) return;
+        if (!w.flags_stored && w.before) w.top = w.before->highestmodseq;
+        const bool same_select = w.flags_stored && w.selection == selections;
+        // A flag the mailbox does not keep leaves it unlike the journal's record: the next
+        // run must read it back. Without QRESYNC an expunge may take no mod-sequence.
+        const bool kept = std::all_of(g.add.begin(), g.add.end(), [this](const auto& x) {
+            return detail::keeps_flags(selected_permanent_flags, x.flags);
+        });
+        const char* why = !a                      ? "a store failed"
+                          : a->foreign            ? "another client's change was told of"
+                          : !kept                 ? "a flag is not among PERMANENTFLAGS"
+                          : !w.before             ? "no status was reported"
+                          : !s->qresync_enabled() ? "no QRESYNC"
+                          : !same_select && selected_modseq != w.top
+                              ? "the SELECT found another HIGHESTMODSEQ than reported"
+                              : nullptr;
+        if (why) {
+            log.debug(description + ": " + canonical + ": flag stores not vouched for: " + why);
+            w.unvouched = true;
+            return;
+        }
+        w.flags_stored = true;
+        w.selection = selections;
+        w.top = std::max(w.top, a->top);
     }
 
     bool condstore() const { return s->qresync_enabled() || s->has("CONDSTORE"); }
@@ -643,8 +709,13 @@ struct imap_store::impl {
     result<client::select_result> select(const std::string& canonical, const std::string& server,
                                          const client::select_options& so = {}) {
         discard_unsolicited();
+        ++selections;
+        selected_permanent_flags.clear();
+        selected_modseq = 0;
         auto sel = s->select(server, so);
         if (!sel) return fail(sel.error(), "SELECT " + in_quotes(canonical));
+        selected_permanent_flags = sel->permanent_flags;
+        selected_modseq = sel->nomodseq ? 0 : sel->highestmodseq;
         return sel;
     }
 
@@ -730,6 +801,23 @@ struct imap_store::impl {
     result<std::vector<mailbox_entry>> list();
     result<mailbox_changes> changes(const std::string& mailbox, const known_state& known,
                                     bool* retry);
+    // status_after_own_changes of a mailbox where this run stored flags.
+    std::optional<mailbox_status> status_after_own_flags(const std::string& canonical,
+                                                         const own_writes& w) const {
+        // Appends beside them are not vouched for: the counts of their check would have to
+        // leave out the messages whose flags changed.
+        if (w.unvouched || !w.uids.empty() || !w.before || !w.before->tracks_flag_changes ||
+            w.top <= w.before->highestmodseq)
+            return std::nullopt;
+        log.debug(description + ": " + canonical + ": only this run's flag stores changed it (" +
+                  "HIGHESTMODSEQ " + std::to_string(w.before->highestmodseq) + " to " +
+                  std::to_string(w.top) + ")");
+        mailbox_status st = *w.before;
+        st.highestmodseq = w.top;
+        return st;
+    }
+    result<void> store_flags(const std::string& mailbox, const detail::flag_groups& groups,
+                             const std::shared_ptr<store_answers>& answers);
 };
 
 imap_store::imap_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -1587,10 +1675,18 @@ result<void> imap_store::set_flags(const std::string& mailbox,
     auto& d = *impl_;
     auto groups = detail::group_flag_changes(changes);
     if (groups.add.empty() && groups.remove.empty()) return {};
-    d.unvouch(mailbox);
-    auto srv = d.server_name(mailbox);
+    auto answers = std::make_shared<impl::store_answers>();
+    auto stored = d.store_flags(mailbox, groups, answers);
+    d.flags_stored(mailbox, groups, stored ? answers.get() : nullptr);
+    return stored;
+}
+
+result<void> imap_store::impl::store_flags(const std::string& mailbox,
+                                           const detail::flag_groups& groups,
+                                           const std::shared_ptr<store_answers>& answers) {
+    auto srv = server_name(mailbox);
     if (!srv) return srv.error();
-    if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
+    if (auto r = ensure_selected(mailbox, *srv); !r) return r.error();
 
     // +FLAGS/-FLAGS, never FLAGS: a flag that another client changes meanwhile survives. So
     // UNCHANGEDSINCE is not needed: a delta cannot overwrite what it does not name.
@@ -1598,14 +1694,19 @@ result<void> imap_store::set_flags(const std::string& mailbox,
     auto send = [&](const detail::flag_group& g, imap::cmd::store_mode mode) -> result<void> {
         for (auto& piece : chunks(g.uids)) {
             auto uids = piece;
-            auto tag = d.s->send(imap::cmd::uid_store(piece, mode, g.flags, true),
-                                 [uids](imap::response& r) {
-                                     // With CONDSTORE the server answers .SILENT with
-                                     // FETCH (MODSEQ); the next listing has those.
-                                     auto* f = std::get_if<imap::fetch_data>(&r);
-                                     return f && f->uid && uids.contains(*f->uid);
-                                 });
-            if (!tag) return d.fail(tag.error(), "UID STORE in " + in_quotes(mailbox));
+            auto tag = s->send(imap::cmd::uid_store(piece, mode, g.flags, true),
+                               [uids, answers](imap::response& r) {
+                                   // With CONDSTORE the server answers .SILENT with
+                                   // FETCH (MODSEQ) (RFC 7162 3.1.3).
+                                   auto* f = std::get_if<imap::fetch_data>(&r);
+                                   if (!f || !f->uid || !uids.contains(*f->uid)) return false;
+                                   if (f->flags)
+                                       answers->foreign = true;
+                                   else if (f->modseq)
+                                       answers->top = std::max(answers->top, *f->modseq);
+                                   return true;
+                               });
+            if (!tag) return fail(tag.error(), "UID STORE in " + in_quotes(mailbox));
             tags.push_back(*tag);
         }
         return {};
@@ -1616,11 +1717,16 @@ result<void> imap_store::set_flags(const std::string& mailbox,
         if (auto r = send(g, imap::cmd::store_mode::remove); !r) return r.error();
     std::optional<error_code> first_error;
     for (auto& t : tags) {
-        auto c = d.s->wait(t);
-        if (!c && !first_error)
-            first_error = d.fail(c.error(), "UID STORE in " + in_quotes(mailbox));
+        auto c = s->wait(t);
+        if (!c && !first_error) first_error = fail(c.error(), "UID STORE in " + in_quotes(mailbox));
     }
     if (first_error) return *first_error;
+    // Updates no command claimed: another client's flag change, expunge or new message.
+    for (auto& u : s->take_unsolicited()) {
+        if (u.mailbox != *srv) continue;
+        answers->foreign = true;
+        log.trace(description + ": " + mailbox + ": another client's change during UID STORE");
+    }
     return {};
 }
 
@@ -1752,6 +1858,7 @@ result<std::optional<mailbox_status>> imap_store::status_after_own_changes(
     if (it == d.own.end()) return none;
     impl::own_writes w = std::move(it->second);
     d.own.erase(it);
+    if (w.flags_stored) return d.status_after_own_flags(mailbox, w);
     if (w.unvouched || w.uids.empty() || !d.condstore() || !d.s->has("ESEARCH")) return none;
     if (w.before && !w.before->tracks_flag_changes) return none;
     // A few messages added to a large mailbox: the counts over its older messages would cost

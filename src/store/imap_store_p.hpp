@@ -56,4 +56,9 @@ std::vector<mail::uid> assign_found_uids(const std::vector<std::optional<std::st
 std::optional<std::vector<std::string>> flag_mismatch_criteria(
     const std::vector<std::string>& universe, const mail::flag_set& flags);
 
+// Whether a mailbox whose SELECT gave `permanent` (PERMANENTFLAGS, RFC 9051 7.1) keeps each
+// flag of `added` that a STORE sets: a system flag listed there, a keyword listed there or
+// allowed by \*. An empty list keeps nothing.
+bool keeps_flags(const std::vector<std::string>& permanent, const mail::flag_set& added);
+
 }  // namespace tandem::store::detail

@@ -101,5 +101,20 @@ TEST(imap_store_vouch, flag_mismatch_names_every_system_flag_and_keyword_once) {
     EXPECT_EQ(joined(flag_mismatch_criteria({"\\Seen", "\\Important"}, {})), "<none>");
 }
 
+TEST(imap_store_flag_vouching, keeps_flags_listed_or_allowed_by_the_wildcard) {
+    const std::vector<std::string> dovecot{"\\Answered", "\\Flagged", "\\Deleted",
+                                           "\\Seen",     "\\Draft",   "\\*"};
+    EXPECT_TRUE(keeps_flags(dovecot, flags({"\\Seen", "$Junk", "todo"})));
+    EXPECT_TRUE(keeps_flags(dovecot, {}));
+    EXPECT_TRUE(keeps_flags({"\\seen"}, flags({"\\Seen"})));  // system flags in any case
+    // No \* : only the keywords listed; \* never stands for a system flag.
+    const std::vector<std::string> fixed{"\\Seen", "\\Flagged", "$Junk"};
+    EXPECT_TRUE(keeps_flags(fixed, flags({"\\Seen", "$junk"})));
+    EXPECT_FALSE(keeps_flags(fixed, flags({"todo"})));
+    EXPECT_FALSE(keeps_flags(fixed, flags({"\\Draft"})));
+    EXPECT_FALSE(keeps_flags({"\\*"}, flags({"\\Answered"})));
+    EXPECT_FALSE(keeps_flags({}, flags({"\\Seen"})));  // PERMANENTFLAGS () or none sent
+}
+
 }  // namespace
 }  // namespace tandem::store::detail

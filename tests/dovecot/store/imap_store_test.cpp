@@ -75,6 +75,12 @@ struct captured_log {
         return std::any_of(lines.begin(), lines.end(),
                            [&](const std::string& l) { return l.find(s) != std::string::npos; });
     }
+    std::string text() {
+        std::lock_guard g(m);
+        std::string out;
+        for (const auto& l : lines) out += l + "\n";
+        return out;
+    }
 };
 
 class imap_store_test : public ::testing::Test {
@@ -1152,6 +1158,202 @@ TEST_F(imap_store_test, a_mailbox_changed_beside_this_runs_appends_is_not_vouche
     // Without ESEARCH the counts cannot be asked for: never vouched.
     test::create_mailbox(*server_, "alice", "NoEsearch");
     one_appended_is_not_vouched("NoEsearch", {"ESEARCH"});
+}
+
+// Flag stores alone are vouched for from the mod-sequences they were answered with: the
+// status after them, which the next run starts from, is the server's HIGHESTMODSEQ, and that
+// run hears of nothing (no SELECT of its own changes).
+TEST_F(imap_store_test, a_mailbox_this_run_only_stored_flags_in_is_vouched_for) {
+    test::create_mailbox(*server_, "alice", "FlagVouchOther");
+    const auto other = append("FlagVouchOther", "fv other");
+    for (int how = 0; how < 2; ++how) {
+        const std::string box = "FlagVouch" + std::to_string(how);
+        SCOPED_TRACE(box);
+        test::create_mailbox(*server_, "alice", box);
+        auto u1 = append(box, "fv one", {"\\Seen"});
+        auto u2 = append(box, "fv two");
+        auto u3 = append(box, "fv three", {"\\Flagged", "$Junk"});
+        auto u4 = append(box, "fv four");
+        auto s = open();
+        ASSERT_TRUE(s);
+        // The status it starts from: a listing's (the mailbox unchanged since the journal's
+        // record) or a SELECT's (its changes read).
+        if (how == 0) {
+            ASSERT_TRUE(s->list()) << s->last_error();
+        } else {
+            ASSERT_TRUE(s->changes(box, {})) << s->last_error();
+        }
+        const auto before = test::status(*server_, "alice", box);
+        // Add and remove groups, new keywords, a system flag with keywords, a message in
+        // two groups, in two calls. (Dovecot gives a STORE one mod-sequence per keyword and
+        // one for the system flags, and answers with the last.)
+        std::vector<flag_change> first{{u1, flags({"\\Answered"}), flags({"\\Seen"})},
+                                       {u2, flags({"\\Seen", "todo", "$Label1"}), {}}};
+        ASSERT_TRUE(s->set_flags(box, first)) << s->last_error();
+        std::vector<flag_change> second{{u3, {}, flags({"$Junk"})}, {u4, flags({"\\Flagged"}), {}}};
+        if (how == 1) {
+            // Another mailbox selected in between: the second call selects this one again.
+            std::vector<flag_change> elsewhere{{other, flags({"\\Seen"}), {}}};
+            ASSERT_TRUE(s->set_flags("FlagVouchOther", elsewhere)) << s->last_error();
+        }
+        ASSERT_TRUE(s->set_flags(box, second)) << s->last_error();
+        auto after = s->status_after_own_changes(box);
+        ASSERT_TRUE(after) << s->last_error();
+        ASSERT_TRUE(*after) << "flag stores alone must be vouched for\n" << log_.text();
+        expect_status(**after, box, true);
+        EXPECT_GT(after->value().highestmodseq, before.highestmodseq);
+
+        auto next = open();
+        ASSERT_TRUE(next);
+        known_state k;
+        k.status = **after;
+        for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
+        auto c = next->changes(box, k);
+        ASSERT_TRUE(c) << next->last_error();
+        EXPECT_TRUE(c->messages.empty());
+        EXPECT_TRUE(c->vanished.empty());
+        auto again = s->status_after_own_changes(box);
+        ASSERT_TRUE(again);
+        EXPECT_FALSE(*again);
+    }
+}
+
+// Another client's change between the status reported and the flag stores takes a
+// mod-sequence among this run's: not vouched for. A change after them is above the status
+// vouched for, and the next run hears of it.
+TEST_F(imap_store_test, another_clients_change_around_this_runs_flag_stores) {
+    struct interference {
+        std::string name;
+        bool before_stores;  // else after them
+        std::function<void(const std::string& box, mail::uid ours, mail::uid other)> act;
+        bool vouched;
+    };
+    const std::vector<interference> cases{
+        {"a flag set on another message", true,
+         [](const std::string& box, mail::uid, mail::uid other) {
+             test::store_flags(*server_, "alice", box, other, "+FLAGS", {"\\Flagged"});
+         },
+         false},
+        {"a flag set on the message this run stores", true,
+         [](const std::string& box, mail::uid ours, mail::uid) {
+             test::store_flags(*server_, "alice", box, ours, "+FLAGS", {"\\Flagged"});
+         },
+         false},
+        {"another message expunged", true,
+         [](const std::string& box, mail::uid, mail::uid other) {
+             test::expunge_message(*server_, "alice", box, other);
+         },
+         false},
+        {"a message appended", true,
+         [](const std::string& box, mail::uid, mail::uid) { append(box, "foreign"); }, false},
+        {"a flag set on another message afterwards", false,
+         [](const std::string& box, mail::uid, mail::uid other) {
+             test::store_flags(*server_, "alice", box, other, "+FLAGS", {"\\Flagged"});
+         },
+         true},
+        {"a flag removed from the message this run stored, afterwards", false,
+         [](const std::string& box, mail::uid ours, mail::uid) {
+             test::store_flags(*server_, "alice", box, ours, "-FLAGS", {"\\Seen"});
+         },
+         true},
+    };
+    int n = 0;
+    for (const auto& c : cases) {
+        for (bool listed : {true, false}) {
+            const std::string box = "FlagRace" + std::to_string(n++);
+            SCOPED_TRACE(c.name + (listed ? " (listed)" : " (selected)"));
+            test::create_mailbox(*server_, "alice", box);
+            auto ours = append(box, "race ours");
+            auto other = append(box, "race other");
+            auto s = open();
+            ASSERT_TRUE(s);
+            if (listed) {
+                ASSERT_TRUE(s->list()) << s->last_error();
+            } else {
+                ASSERT_TRUE(s->changes(box, {})) << s->last_error();
+            }
+            if (c.before_stores) c.act(box, ours, other);
+            std::vector<flag_change> ch{{ours, flags({"\\Seen"}), {}}};
+            ASSERT_TRUE(s->set_flags(box, ch)) << s->last_error();
+            if (!c.before_stores) c.act(box, ours, other);
+            auto after = s->status_after_own_changes(box);
+            ASSERT_TRUE(after) << s->last_error();
+            ASSERT_EQ(after->has_value(), c.vouched) << log_.text();
+            if (!c.vouched) continue;
+            // Vouched for up to this run's stores: the next run reads the later change.
+            EXPECT_LT(after->value().highestmodseq,
+                      test::status(*server_, "alice", box).highestmodseq);
+            auto next = open();
+            ASSERT_TRUE(next);
+            known_state k;
+            k.status = **after;
+            k.uids = {ours, other};
+            auto changed = next->changes(box, k);
+            ASSERT_TRUE(changed) << next->last_error();
+            ASSERT_EQ(changed->messages.size(), 1u);
+            const auto& m = changed->messages[0];
+            const auto server_flags = test::list_messages(*server_, "alice", box);
+            ASSERT_EQ(server_flags.size(), 2u);
+            const bool on_ours = m.uid == ours;
+            EXPECT_EQ(m.uid, c.name.find("this run") != std::string::npos ? ours : other);
+            EXPECT_EQ(m.flags.has(mail::system_flag::flagged), !on_ours);
+            EXPECT_FALSE(m.flags.has(mail::system_flag::seen));
+        }
+    }
+}
+
+// Flag stores in two calls with another mailbox selected in between: another client's
+// change while this one was not selected shows in the second SELECT. Not vouched for.
+TEST_F(imap_store_test, a_change_while_the_mailbox_was_not_selected_is_not_vouched_for) {
+    test::create_mailbox(*server_, "alice", "FlagAway");
+    test::create_mailbox(*server_, "alice", "FlagAwayOther");
+    auto u1 = append("FlagAway", "away one");
+    auto u2 = append("FlagAway", "away two");
+    auto u3 = append("FlagAway", "away three");
+    auto elsewhere = append("FlagAwayOther", "away other");
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->list()) << s->last_error();
+    std::vector<flag_change> first{{u1, flags({"\\Seen"}), {}}};
+    ASSERT_TRUE(s->set_flags("FlagAway", first)) << s->last_error();
+    std::vector<flag_change> away{{elsewhere, flags({"\\Seen"}), {}}};
+    ASSERT_TRUE(s->set_flags("FlagAwayOther", away)) << s->last_error();
+    test::store_flags(*server_, "alice", "FlagAway", u3, "+FLAGS", {"\\Flagged"});
+    std::vector<flag_change> second{{u2, flags({"\\Seen"}), {}}};
+    ASSERT_TRUE(s->set_flags("FlagAway", second)) << s->last_error();
+    auto after = s->status_after_own_changes("FlagAway");
+    ASSERT_TRUE(after) << s->last_error();
+    EXPECT_FALSE(*after) << log_.text();
+    // The other mailbox saw nothing but this run's store.
+    auto other = s->status_after_own_changes("FlagAwayOther");
+    ASSERT_TRUE(other) << s->last_error();
+    EXPECT_TRUE(*other) << log_.text();
+}
+
+// A run that also appended, or expunged, in the mailbox where it stored flags: not vouched
+// for from the stores.
+TEST_F(imap_store_test, flag_stores_beside_this_runs_appends_or_expunges_are_not_vouched_for) {
+    for (int how = 0; how < 2; ++how) {
+        const std::string box = "FlagMixed" + std::to_string(how);
+        SCOPED_TRACE(box);
+        test::create_mailbox(*server_, "alice", box);
+        auto u1 = append(box, "mixed one");
+        auto u2 = append(box, "mixed two");
+        auto s = open();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(s->changes(box, {})) << s->last_error();
+        std::vector<flag_change> ch{{u1, flags({"\\Seen"}), {}}};
+        ASSERT_TRUE(s->set_flags(box, ch)) << s->last_error();
+        if (how == 0) {
+            ASSERT_EQ(append_own(*s, box, {{"mixed own", {}}}).size(), 1u) << s->last_error();
+        } else {
+            std::vector<mail::uid> gone{u2};
+            ASSERT_TRUE(s->expunge(box, gone)) << s->last_error();
+        }
+        auto after = s->status_after_own_changes(box);
+        ASSERT_TRUE(after) << s->last_error();
+        EXPECT_FALSE(*after);
+    }
 }
 
 TEST_F(imap_store_test, append_without_uidplus_finds_the_uids_by_message_id) {

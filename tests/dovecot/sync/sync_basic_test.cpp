@@ -306,6 +306,35 @@ TEST_P(sync_changes, first_sync_of_stores_holding_the_same_mail_copies_nothing) 
     }
 }
 
+// Flags that travelled to an IMAP side are recorded as the server numbered them (the store
+// vouches for its own STOREs): the run after opens no mailbox on either side.
+TEST_P(sync_changes, the_run_after_flag_changes_travelled_opens_no_mailbox) {
+    channel_under_test c(shared_server(), GetParam());
+    for (int i = 1; i <= 6; ++i)
+        c.a().add_new("INBOX", m(i),
+                      i % 2 ? std::vector<std::string>{"\\Seen"} : std::vector<std::string>{});
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    for (bool from_b : {true, false}) {
+        SCOPED_TRACE(from_b ? "changes on b" : "changes on a");
+        auto& src = c.get(!from_b);
+        const int k = from_b ? 0 : 3;
+        src.set_flags("INBOX", m(k + 1), {"\\Flagged"}, {});
+        src.set_flags("INBOX", m(k + 2), {"\\Seen", "$Label1"}, {});
+        if (k == 0)
+            src.set_flags("INBOX", m(k + 3), {}, {"\\Seen"});
+        else
+            src.set_flags("INBOX", m(k + 3), {"\\Seen"}, {});
+        auto r2 = c.sync();
+        ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+        ASSERT_EQ(c.a().snapshot(), c.b().snapshot());
+        auto r3 = c.sync({"-vv"});
+        ASSERT_EQ(r3.exit_code, 0) << r3.describe();
+        EXPECT_FALSE(contains(r3.err, " SELECT ") || contains(r3.err, " EXAMINE "))
+            << r3.describe();
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(e2e, sync_changes, ::testing::ValuesIn(both_kinds), kind_name);
 
 // Dovecot without CONDSTORE, QRESYNC, UIDPLUS, MOVE and LIST-STATUS: the fall-backs.
