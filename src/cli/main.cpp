@@ -11,8 +11,10 @@
 
 #include <boost/program_options.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -455,9 +457,23 @@ int cmd_check_config(std::vector<std::string> args) {
     return check_connections(*cfg, log) ? exit_ok : exit_connect;
 }
 
+// The soft limit on open files up to the hard one (at most 65,536): a Maildir delivery keeps
+// each batch's files open from their write to their fsync (maildir::delivery_batch), and
+// nothing in the process uses select(2), which would not take descriptors above 1,023.
+// Children (a tunnel's command) start with it too.
+void raise_open_files_limit() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    const rlim_t want = std::min<rlim_t>(rl.rlim_max, 65536);
+    if (rl.rlim_cur >= want) return;
+    rl.rlim_cur = want;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 }  // namespace
 
 int main_entry(int argc, char** argv) {
+    raise_open_files_limit();
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) {
         print_main_help();

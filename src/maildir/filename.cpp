@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "tandem/maildir/filename.hpp"
 
+#include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -212,6 +213,16 @@ const process_constants& constants() {
     return c;
 }
 
+// The process's pid, asked once and again in a child that fork() made (pthread_atfork): a
+// system call per delivered message otherwise.
+std::atomic<pid_t>& own_pid() {
+    static std::atomic<pid_t> pid = [] {
+        ::pthread_atfork(nullptr, nullptr, [] { own_pid().store(::getpid()); });
+        return ::getpid();
+    }();
+    return pid;
+}
+
 }  // namespace
 
 unique_parts next_unique_parts() {
@@ -222,8 +233,8 @@ unique_parts next_unique_parts() {
     ::clock_gettime(CLOCK_REALTIME, &t);
     p.seconds = t.tv_sec;
     p.microseconds = static_cast<std::uint32_t>(t.tv_nsec / 1000);
-    // Asked every time: a forked child has the parent's seed and counter, not its pid.
-    p.pid = static_cast<std::uint32_t>(::getpid());
+    // A forked child has the parent's seed and counter, but its own pid.
+    p.pid = static_cast<std::uint32_t>(own_pid().load());
     p.counter = ++counter;
     p.random = mix(k.seed + p.counter);
     p.host = k.host;

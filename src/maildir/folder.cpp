@@ -5,11 +5,15 @@
 #include "tandem/maildir/filename.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -24,6 +28,29 @@ constexpr int scan_attempts = 8;
 constexpr int rename_attempts = 4;
 // Threads that fsync a delivery batch's files at once (see delivery_batch::commit).
 constexpr std::size_t fsync_threads = 8;
+
+// How many delivered files may stay open between their write and their batch's fsync, over
+// every batch of the process: half of what the soft limit on open files leaves beyond 256
+// for everything else (the CLI raises that limit at its start, raise_open_files_limit).
+std::atomic<long>& open_slots() {
+    static std::atomic<long> slots = [] {
+        struct rlimit rl {};
+        if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0L;
+        const long soft = rl.rlim_cur == RLIM_INFINITY ? 65536L : static_cast<long>(rl.rlim_cur);
+        return std::max(0L, (std::min(soft, 65536L) - 256) / 2);
+    }();
+    return slots;
+}
+
+bool take_open_slot() {
+    if (open_slots().fetch_sub(1, std::memory_order_relaxed) > 0) return true;
+    open_slots().fetch_add(1, std::memory_order_relaxed);
+    return false;
+}
+
+void give_open_slot() {
+    open_slots().fetch_add(1, std::memory_order_relaxed);
+}
 
 const char* subdir_name(subdir s) {
     return s == subdir::cur ? "cur" : "new";
@@ -636,18 +663,19 @@ result<void> folder::sync() {
 
 // ---- delivery
 
-result<void> folder::finish_tmp(int fd, const std::filesystem::path& tmp, const new_message& m,
+result<void> folder::finish_tmp(int fd, std::string_view tmp_name, const new_message& m,
                                 bool sync) {
+    auto tmp = [&] { return dir_ / "tmp" / std::string(tmp_name); };
     if (m.internal_date != 0) {
         // mtime is the INTERNALDATE (Dovecot and mbsync agree); set after the last write,
         // which would move it again.
         struct timespec times[2] = {{static_cast<time_t>(m.internal_date), 0},
                                     {static_cast<time_t>(m.internal_date), 0}};
-        if (::futimens(fd, times) != 0) return fail_errno("utime", tmp, errno);
+        if (::futimens(fd, times) != 0) return fail_errno("utime", tmp(), errno);
     }
     if (sync) {
-        if (::fsync(fd) != 0) return fail_errno("fsync", tmp, errno);
-    } else if (options_.fsync) {
+        if (::fsync(fd) != 0) return fail_errno("fsync", tmp(), errno);
+    } else if (options_.fsync && writes_back(fd)) {
         // A batch fsyncs its files at commit(): start their writeback now, so that the disk
         // works while the next ones are written and the fsyncs find little left to do.
         // Only a hint (EINVAL/ENOSYS where unsupported): the fsync is what counts.
@@ -656,27 +684,45 @@ result<void> folder::finish_tmp(int fd, const std::filesystem::path& tmp, const 
     return {};
 }
 
+bool folder::writes_back(int fd) {
+    if (writeback_ < 0) {
+        // tmpfs and ramfs have no device to write back to: the hint would be a system call
+        // per message for nothing.
+        struct statfs st {};
+        writeback_ =
+            ::fstatfs(fd, &st) == 0 && (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC) ? 0
+                                                                                              : 1;
+    }
+    return writeback_ == 1;
+}
+
 result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const new_message& m,
-                                                  bool sync) {
+                                                  bool sync, delivery_batch* into) {
     if (!valid_system(m.system) || !valid_keywords(m.keywords)) {
         last_error_ = "deliver: invalid flag letters \"" + m.system + m.keywords + "\"";
         return errc::invalid_argument;
     }
     auto write = options_.write ? options_.write : &default_write;
+    // From tmp/'s descriptor where the batch has one: no walk of the whole path per file.
+    const int tmp_dir = into ? into->tmp_dir() : -1;
+    constexpr int create_flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     std::string tmp_name;
-    std::filesystem::path tmp;
+    auto tmp = [&] { return dir_ / "tmp" / tmp_name; };
     sys::fd f;
     for (int attempt = 0; attempt < 16 && !f; ++attempt) {
         tmp_name = format_unique(next_unique_parts(), std::nullopt, options_.separator);
-        tmp = dir_ / "tmp" / tmp_name;
-        f = sys::fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (!f && errno != EEXIST) return fail_errno("create", tmp, errno);
+        f = sys::fd(tmp_dir >= 0 ? ::openat(tmp_dir, tmp_name.c_str(), create_flags, 0600)
+                                 : ::open(tmp().c_str(), create_flags, 0600));
+        if (!f && errno != EEXIST) return fail_errno("create", tmp(), errno);
     }
-    if (!f) return fail_errno("create", tmp, EEXIST);
+    if (!f) return fail_errno("create", tmp(), EEXIST);
 
     auto abandon = [&](error_code ec) {
         f.reset();
-        ::unlink(tmp.c_str());
+        if (tmp_dir >= 0)
+            ::unlinkat(tmp_dir, tmp_name.c_str(), 0);
+        else
+            ::unlink(tmp().c_str());
         return ec;
     };
     // One buffer for all deliveries: a fresh 64 KB per message was zeroed 200,000 times in a
@@ -694,17 +740,24 @@ result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const
         for (std::size_t off = 0; off < *n;) {
             long w = write(f.get(), buf.data() + off, *n - off);
             if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return abandon(fail_errno("write", tmp, errno));
+            if (w < 0) return abandon(fail_errno("write", tmp(), errno));
             off += static_cast<std::size_t>(w);
         }
         size += *n;
     }
-    if (auto r = finish_tmp(f.get(), tmp, m, sync); !r) return abandon(r.error());
-    // Quota and NFS write errors may surface only at close.
-    if (int e = f.close(); e != 0) return abandon(fail_errno("close", tmp, e));
-    std::string base = tmp_name + ",S=" + std::to_string(size);
-    auto final_name = cur_name(base, m.system, m.keywords, options_.separator);
-    return delivery_batch::pending{std::move(tmp_name), std::move(base), std::move(final_name)};
+    if (auto r = finish_tmp(f.get(), tmp_name, m, sync); !r) return abandon(r.error());
+    delivery_batch::pending p;
+    // Kept open for the batch's fsync, which reports a write error as close would; else
+    // closed now: quota and NFS write errors may surface only at close.
+    if (into && options_.fsync && !sync && take_open_slot()) {
+        p.file = std::move(f);
+    } else if (int e = f.close(); e != 0) {
+        return abandon(fail_errno("close", tmp(), e));
+    }
+    p.base = tmp_name + ",S=" + std::to_string(size);
+    p.final_name = cur_name(p.base, m.system, m.keywords, options_.separator);
+    p.tmp_name = std::move(tmp_name);
+    return p;
 }
 
 result<delivery_batch::pending> folder::adopt_tmp(const std::filesystem::path& spool,
@@ -752,11 +805,14 @@ result<delivery_batch::pending> folder::adopt_tmp(const std::filesystem::path& s
     struct stat st {};
     if (::fstat(f.get(), &st) != 0) return abandon(fail_errno("stat", tmp, errno));
     if (::fchmod(f.get(), 0600) != 0) return abandon(fail_errno("chmod", tmp, errno));
-    if (auto r = finish_tmp(f.get(), tmp, m, sync); !r) return abandon(r.error());
+    if (auto r = finish_tmp(f.get(), tmp_name, m, sync); !r) return abandon(r.error());
     if (int e = f.close(); e != 0) return abandon(fail_errno("close", tmp, e));
     std::string base = tmp_name + ",S=" + std::to_string(st.st_size);
-    auto final_name = cur_name(base, m.system, m.keywords, options_.separator);
-    return delivery_batch::pending{std::move(tmp_name), std::move(base), std::move(final_name)};
+    delivery_batch::pending p;
+    p.tmp_name = std::move(tmp_name);
+    p.base = std::move(base);
+    p.final_name = cur_name(p.base, m.system, m.keywords, options_.separator);
+    return p;
 }
 
 result<std::string> folder::deliver(std::string_view content, const new_message& m) {
@@ -783,8 +839,23 @@ delivery_batch::~delivery_batch() {
 
 void delivery_batch::discard() {
     if (!folder_) return;
-    for (const auto& p : pending_) ::unlink((folder_->dir_ / "tmp" / p.tmp_name).c_str());
+    for (auto& p : pending_) {
+        if (p.file) {
+            p.file.reset();
+            give_open_slot();
+        }
+        ::unlink((folder_->dir_ / "tmp" / p.tmp_name).c_str());
+    }
     pending_.clear();
+}
+
+int delivery_batch::tmp_dir() {
+    if (!tmp_dir_tried_) {
+        tmp_dir_tried_ = true;
+        tmp_dir_ =
+            sys::fd(::open((folder_->dir_ / "tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+    return tmp_dir_.get();
 }
 
 result<void> delivery_batch::add(std::string_view content, const new_message& m) {
@@ -792,7 +863,7 @@ result<void> delivery_batch::add(std::string_view content, const new_message& m)
 }
 
 result<void> delivery_batch::add(const body_reader& body, const new_message& m) {
-    auto p = folder_->write_tmp(body, m, false);
+    auto p = folder_->write_tmp(body, m, false, this);
     if (!p) return p.error();
     pending_.push_back(std::move(*p));
     return {};
@@ -811,8 +882,8 @@ result<std::vector<std::string>> delivery_batch::commit() {
     if (pending_.empty()) return committed_;
     // Each file is reached from its directory's descriptor: no walk of the whole path per
     // file (a first sync of 200,000 messages fsyncs and renames each one).
-    const sys::fd tmp_dir(::open((f.dir_ / "tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!tmp_dir) {
+    const int tmp_dir = this->tmp_dir();
+    if (tmp_dir < 0) {
         auto ec = f.fail_errno("open", f.dir_ / "tmp", errno);
         discard();
         return ec;
@@ -827,16 +898,21 @@ result<std::vector<std::string>> delivery_batch::commit() {
         // ext4 (and xfs) give each fsync of its own thread a journal commit, but fold fsyncs
         // that wait at the same time into one: a few threads make the batch cost a few
         // commits instead of one per file. Every file is still fsynced before any rename.
-        std::vector<const pending*> todo;
-        for (const auto& p : pending_)
+        std::vector<pending*> todo;
+        for (auto& p : pending_)
             if (!p.synced) todo.push_back(&p);
         const std::size_t threads = std::min<std::size_t>(fsync_threads, todo.size());
         std::vector<std::optional<std::pair<std::filesystem::path, error_code>>> errors(threads);
         auto work = [&](std::size_t t) {
             for (std::size_t i = t; i < todo.size(); i += threads) {
                 const auto& name = todo[i]->tmp_name;
-                sys::fd file(::openat(tmp_dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+                sys::fd file = std::move(todo[i]->file);
+                const bool kept = bool(file);
+                if (!kept) file = sys::fd(::openat(tmp_dir, name.c_str(), O_RDONLY | O_CLOEXEC));
                 int e = !file ? errno : ::fsync(file.get()) != 0 ? errno : 0;
+                // A file kept open since its write: close reports what close reports.
+                if (int c = file.close(); e == 0 && kept) e = c;
+                if (kept) give_open_slot();
                 if (e != 0) {
                     errors[t].emplace(f.dir_ / "tmp" / name, sys::from_errno(e));
                     return;
@@ -869,8 +945,7 @@ result<std::vector<std::string>> delivery_batch::commit() {
     std::size_t i = 0;
     for (; i < pending_.size(); ++i) {
         const auto& p = pending_[i];
-        if (::renameat(tmp_dir.get(), p.tmp_name.c_str(), cur_dir.get(), p.final_name.c_str()) !=
-            0) {
+        if (::renameat(tmp_dir, p.tmp_name.c_str(), cur_dir.get(), p.final_name.c_str()) != 0) {
             auto ec = f.fail_errno("rename", f.dir_ / "tmp" / p.tmp_name, errno);
             pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(i));
             discard();

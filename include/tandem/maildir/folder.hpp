@@ -16,6 +16,7 @@
 
 #include "tandem/mail/content_key.hpp"
 #include "tandem/maildir/entry.hpp"
+#include "tandem/maildir/fd.hpp"
 #include "tandem/util/error.hpp"
 
 #include <chrono>
@@ -136,12 +137,19 @@ class delivery_batch {
         std::string base;  // with ",S="
         std::string final_name;
         bool synced = false;
+        // The file, open since its write for the fsync at commit() (saves opening it again),
+        // while the process has descriptors to spare; else closed.
+        sys::fd file;
     };
     friend class folder;
     void discard();
+    // tmp/'s descriptor, opened at the first call; -1 if it cannot be (paths are used then).
+    int tmp_dir();
     folder* folder_;
     std::vector<pending> pending_;
     std::vector<std::string> committed_;
+    sys::fd tmp_dir_;
+    bool tmp_dir_tried_ = false;
 };
 
 class folder {
@@ -284,12 +292,13 @@ class folder {
     error_code fail_errno(std::string_view what, const std::filesystem::path& p, int e);
 
     // Delivery steps shared with delivery_batch.
+    // `into`: the batch the file is for (its tmp/ descriptor; the file may stay open).
     result<delivery_batch::pending> write_tmp(const body_reader& body, const new_message& m,
-                                              bool sync);
+                                              bool sync, delivery_batch* into = nullptr);
     result<delivery_batch::pending> adopt_tmp(const std::filesystem::path& spool,
                                               const new_message& m, bool sync);
-    result<void> finish_tmp(int fd, const std::filesystem::path& tmp, const new_message& m,
-                            bool sync);
+    result<void> finish_tmp(int fd, std::string_view tmp_name, const new_message& m, bool sync);
+    bool writes_back(int fd);
 
     std::filesystem::path dir_;
     folder_options options_;
@@ -297,6 +306,7 @@ class folder {
     bool dirty_new_ = false;
     bool dirty_cur_ = false;
     std::size_t listings_ = 0;
+    int writeback_ = -1;  // whether the file system writes back to a device; -1: not known yet
     bool log_own_ = false;
     std::vector<own_change> own_;
     void note(maildir::subdir sd, const std::string& name, bool added) {

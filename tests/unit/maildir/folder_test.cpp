@@ -200,6 +200,49 @@ TEST(maildir_folder, disk_full_is_storage_full_with_the_path_and_no_temporary_fi
     EXPECT_TRUE(names_in(d / "box" / "cur").empty());
 }
 
+std::size_t open_descriptors() {
+    return static_cast<std::size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), {}));
+}
+
+// A batch's files stay open from their write to the fsync at commit (no second open each),
+// and none is left open after a commit or a discard; without fsync none is kept.
+TEST(maildir_folder, a_batch_keeps_its_files_open_until_commit_and_no_longer) {
+    tandem::test::temp_dir d;
+    auto f = make(d);
+    const auto baseline = open_descriptors();
+    {
+        delivery_batch b(f);
+        for (int i = 0; i < 20; ++i) ASSERT_TRUE(b.add("kept " + std::to_string(i), {}));
+        EXPECT_EQ(open_descriptors(), baseline + 1 + 20);  // tmp/ and the 20 files
+        auto bases = b.commit();
+        ASSERT_TRUE(bases) << f.last_error();
+        EXPECT_EQ(bases->size(), 20u);
+        EXPECT_EQ(open_descriptors(), baseline + 1);
+    }
+    EXPECT_EQ(open_descriptors(), baseline);
+    {
+        delivery_batch b(f);
+        for (int i = 0; i < 5; ++i) ASSERT_TRUE(b.add("dropped " + std::to_string(i), {}));
+        EXPECT_EQ(open_descriptors(), baseline + 1 + 5);
+    }
+    EXPECT_EQ(open_descriptors(), baseline);
+    EXPECT_TRUE(names_in(d / "box" / "tmp").empty());
+    EXPECT_EQ(names_in(d / "box" / "cur").size(), 20u);
+
+    auto o = quick();
+    o.fsync = false;
+    auto g = folder::create(d / "nosync", false, o);
+    ASSERT_TRUE(g);
+    {
+        delivery_batch b(*g);
+        for (int i = 0; i < 5; ++i) ASSERT_TRUE(b.add("unsynced " + std::to_string(i), {}));
+        EXPECT_EQ(open_descriptors(), baseline + 1);
+        ASSERT_TRUE(b.commit());
+    }
+    EXPECT_EQ(open_descriptors(), baseline);
+    EXPECT_EQ(names_in(d / "nosync" / "cur").size(), 5u);
+}
+
 TEST(maildir_folder, batch_renames_all_at_commit) {
     tandem::test::temp_dir d;
     auto f = make(d);
