@@ -671,10 +671,16 @@ result<void> folder::finish_tmp(int fd, std::string_view tmp_name, const new_mes
         // which would move it again.
         struct timespec times[2] = {{static_cast<time_t>(m.internal_date), 0},
                                     {static_cast<time_t>(m.internal_date), 0}};
-        if (::futimens(fd, times) != 0) return fail_errno("utime", tmp(), errno);
+        if (::futimens(fd, times) != 0) {
+            const int e = errno;  // read before tmp() allocates
+            return fail_errno("utime", tmp(), e);
+        }
     }
     if (sync) {
-        if (::fsync(fd) != 0) return fail_errno("fsync", tmp(), errno);
+        if (::fsync(fd) != 0) {
+            const int e = errno;
+            return fail_errno("fsync", tmp(), e);
+        }
     } else if (options_.fsync && writes_back(fd)) {
         // A batch fsyncs its files at commit(): start their writeback now, so that the disk
         // works while the next ones are written and the fsyncs find little left to do.
@@ -713,7 +719,7 @@ result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const
         tmp_name = format_unique(next_unique_parts(), std::nullopt, options_.separator);
         f = sys::fd(tmp_dir >= 0 ? ::openat(tmp_dir, tmp_name.c_str(), create_flags, 0600)
                                  : ::open(tmp().c_str(), create_flags, 0600));
-        if (!f && errno != EEXIST) return fail_errno("create", tmp(), errno);
+        if (const int e = errno; !f && e != EEXIST) return fail_errno("create", tmp(), e);
     }
     if (!f) return fail_errno("create", tmp(), EEXIST);
 
@@ -740,7 +746,7 @@ result<delivery_batch::pending> folder::write_tmp(const body_reader& body, const
         for (std::size_t off = 0; off < *n;) {
             long w = write(f.get(), buf.data() + off, *n - off);
             if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return abandon(fail_errno("write", tmp(), errno));
+            if (const int e = errno; w < 0) return abandon(fail_errno("write", tmp(), e));
             off += static_cast<std::size_t>(w);
         }
         size += *n;

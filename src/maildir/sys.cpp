@@ -11,18 +11,6 @@
 
 namespace tandem::maildir::sys {
 
-void fd::reset(int f) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = f;
-}
-
-int fd::close() {
-    int f = release();
-    if (f < 0) return 0;
-    // Linux releases the descriptor even when close() fails, so EINTR must not be retried.
-    return ::close(f) == 0 ? 0 : errno;
-}
-
 bool is_full(int e) {
 #ifdef EDQUOT
     if (e == EDQUOT) return true;

@@ -3,8 +3,8 @@
 // listing, clocks. Private to src/maildir.
 #pragma once
 
-#include "tandem/maildir/fd.hpp"
 #include "tandem/util/error.hpp"
+#include "tandem/util/fs.hpp"
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -16,6 +16,8 @@
 #include <vector>
 
 namespace tandem::maildir::sys {
+
+using fd = tandem::fs::unique_fd;
 
 // ENOSPC and EDQUOT become errc::storage_full; the rest stays a generic (std::errc) code so
 // that callers can compare with std::errc values.

@@ -80,6 +80,13 @@ void unique_fd::reset(int fd) {
     fd_ = fd;
 }
 
+int unique_fd::close() {
+    int fd = release();
+    if (fd < 0) return 0;
+    // Linux releases the descriptor even when close() fails, so EINTR must not be retried.
+    return ::close(fd) == 0 ? 0 : errno;
+}
+
 result<void> fsync_fd(int fd) {
     if (no_eintr([&] { return ::fsync(fd); }) != 0) return last_error();
     return {};

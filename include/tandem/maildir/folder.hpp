@@ -16,8 +16,8 @@
 
 #include "tandem/mail/content_key.hpp"
 #include "tandem/maildir/entry.hpp"
-#include "tandem/maildir/fd.hpp"
 #include "tandem/util/error.hpp"
+#include "tandem/util/fs.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -139,7 +139,7 @@ class delivery_batch {
         bool synced = false;
         // The file, open since its write for the fsync at commit() (saves opening it again),
         // while the process has descriptors to spare; else closed.
-        sys::fd file;
+        tandem::fs::unique_fd file;
     };
     friend class folder;
     void discard();
@@ -148,7 +148,7 @@ class delivery_batch {
     folder* folder_;
     std::vector<pending> pending_;
     std::vector<std::string> committed_;
-    sys::fd tmp_dir_;
+    tandem::fs::unique_fd tmp_dir_;
     bool tmp_dir_tried_ = false;
 };
 

@@ -35,6 +35,9 @@ class unique_fd {
         return fd;
     }
     void reset(int fd = -1);
+    // close(2) with its result (0 or errno): NFS and some quota implementations report
+    // write errors only here.
+    int close();
 
   private:
     int fd_ = -1;
