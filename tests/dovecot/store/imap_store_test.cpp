@@ -145,6 +145,18 @@ class imap_store_test : public ::testing::Test {
         EXPECT_EQ(st.tracks_flag_changes, modseq) << box;
     }
 
+    // What the next run hears of in `box`, having recorded `status` and the uids it holds.
+    mailbox_changes next_run_changes(const std::string& box, const mailbox_status& status) {
+        auto next = open();
+        if (!next) return {};
+        known_state k;
+        k.status = status;
+        for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
+        auto c = next->changes(box, k);
+        EXPECT_TRUE(c) << next->last_error();
+        return c ? std::move(*c) : mailbox_changes{};
+    }
+
     static test::dovecot* server_;
     captured_log log_;
 };
@@ -1049,16 +1061,10 @@ TEST_F(imap_store_test, a_mailbox_this_run_only_appended_to_is_vouched_for) {
         expect_status(**after, box, true);
 
         // The next run, from that status and the uids, hears of nothing.
-        auto next = open();
-        ASSERT_TRUE(next);
-        known_state k;
-        k.status = **after;
-        for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
-        auto c = next->changes(box, k);
-        ASSERT_TRUE(c) << next->last_error();
-        EXPECT_TRUE(c->messages.empty());
-        EXPECT_TRUE(c->vanished.empty());
-        EXPECT_EQ(c->status, **after);
+        auto c = next_run_changes(box, **after);
+        EXPECT_TRUE(c.messages.empty());
+        EXPECT_TRUE(c.vanished.empty());
+        EXPECT_EQ(c.status, **after);
         // Asked once: a second call has nothing of this run left to vouch for.
         auto again = s->status_after_own_changes(box);
         ASSERT_TRUE(again);
@@ -1203,15 +1209,9 @@ TEST_F(imap_store_test, a_mailbox_this_run_only_stored_flags_in_is_vouched_for) 
         expect_status(**after, box, true);
         EXPECT_GT(after->value().highestmodseq, before.highestmodseq);
 
-        auto next = open();
-        ASSERT_TRUE(next);
-        known_state k;
-        k.status = **after;
-        for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
-        auto c = next->changes(box, k);
-        ASSERT_TRUE(c) << next->last_error();
-        EXPECT_TRUE(c->messages.empty());
-        EXPECT_TRUE(c->vanished.empty());
+        auto c = next_run_changes(box, **after);
+        EXPECT_TRUE(c.messages.empty());
+        EXPECT_TRUE(c.vanished.empty());
         auto again = s->status_after_own_changes(box);
         ASSERT_TRUE(again);
         EXPECT_FALSE(*again);
@@ -1225,37 +1225,31 @@ TEST_F(imap_store_test, another_clients_change_around_this_runs_flag_stores) {
     struct interference {
         std::string name;
         bool before_stores;  // else after them
-        std::function<void(const std::string& box, mail::uid ours, mail::uid other)> act;
+        bool on_ours;        // on the message this run stores, else on the other one
+        // Gets the mailbox and the message it is on.
+        std::function<void(const std::string& box, mail::uid target)> act;
         bool vouched;
     };
+    auto flag = [](std::string op, std::string f) {
+        return [op, f](const std::string& box, mail::uid target) {
+            test::store_flags(*server_, "alice", box, target, op, {f});
+        };
+    };
     const std::vector<interference> cases{
-        {"a flag set on another message", true,
-         [](const std::string& box, mail::uid, mail::uid other) {
-             test::store_flags(*server_, "alice", box, other, "+FLAGS", {"\\Flagged"});
+        {"a flag set on another message", true, false, flag("+FLAGS", "\\Flagged"), false},
+        {"a flag set on the message this run stores", true, true, flag("+FLAGS", "\\Flagged"),
+         false},
+        {"another message expunged", true, false,
+         [](const std::string& box, mail::uid target) {
+             test::expunge_message(*server_, "alice", box, target);
          },
          false},
-        {"a flag set on the message this run stores", true,
-         [](const std::string& box, mail::uid ours, mail::uid) {
-             test::store_flags(*server_, "alice", box, ours, "+FLAGS", {"\\Flagged"});
-         },
-         false},
-        {"another message expunged", true,
-         [](const std::string& box, mail::uid, mail::uid other) {
-             test::expunge_message(*server_, "alice", box, other);
-         },
-         false},
-        {"a message appended", true,
-         [](const std::string& box, mail::uid, mail::uid) { append(box, "foreign"); }, false},
-        {"a flag set on another message afterwards", false,
-         [](const std::string& box, mail::uid, mail::uid other) {
-             test::store_flags(*server_, "alice", box, other, "+FLAGS", {"\\Flagged"});
-         },
+        {"a message appended", true, false,
+         [](const std::string& box, mail::uid) { append(box, "foreign"); }, false},
+        {"a flag set on another message afterwards", false, false, flag("+FLAGS", "\\Flagged"),
          true},
-        {"a flag removed from the message this run stored, afterwards", false,
-         [](const std::string& box, mail::uid ours, mail::uid) {
-             test::store_flags(*server_, "alice", box, ours, "-FLAGS", {"\\Seen"});
-         },
-         true},
+        {"a flag removed from the message this run stored, afterwards", false, true,
+         flag("-FLAGS", "\\Seen"), true},
     };
     int n = 0;
     for (const auto& c : cases) {
@@ -1272,10 +1266,11 @@ TEST_F(imap_store_test, another_clients_change_around_this_runs_flag_stores) {
             } else {
                 ASSERT_TRUE(s->changes(box, {})) << s->last_error();
             }
-            if (c.before_stores) c.act(box, ours, other);
+            const mail::uid target = c.on_ours ? ours : other;
+            if (c.before_stores) c.act(box, target);
             std::vector<flag_change> ch{{ours, flags({"\\Seen"}), {}}};
             ASSERT_TRUE(s->set_flags(box, ch)) << s->last_error();
-            if (!c.before_stores) c.act(box, ours, other);
+            if (!c.before_stores) c.act(box, target);
             auto after = s->status_after_own_changes(box);
             ASSERT_TRUE(after) << s->last_error();
             ASSERT_EQ(after->has_value(), c.vouched) << log_.text();
@@ -1283,20 +1278,12 @@ TEST_F(imap_store_test, another_clients_change_around_this_runs_flag_stores) {
             // Vouched for up to this run's stores: the next run reads the later change.
             EXPECT_LT(after->value().highestmodseq,
                       test::status(*server_, "alice", box).highestmodseq);
-            auto next = open();
-            ASSERT_TRUE(next);
-            known_state k;
-            k.status = **after;
-            k.uids = {ours, other};
-            auto changed = next->changes(box, k);
-            ASSERT_TRUE(changed) << next->last_error();
-            ASSERT_EQ(changed->messages.size(), 1u);
-            const auto& m = changed->messages[0];
-            const auto server_flags = test::list_messages(*server_, "alice", box);
-            ASSERT_EQ(server_flags.size(), 2u);
-            const bool on_ours = m.uid == ours;
-            EXPECT_EQ(m.uid, c.name.find("this run") != std::string::npos ? ours : other);
-            EXPECT_EQ(m.flags.has(mail::system_flag::flagged), !on_ours);
+            ASSERT_EQ(test::list_messages(*server_, "alice", box).size(), 2u);
+            auto changed = next_run_changes(box, **after);
+            ASSERT_EQ(changed.messages.size(), 1u);
+            const auto& m = changed.messages[0];
+            EXPECT_EQ(m.uid, target);
+            EXPECT_EQ(m.flags.has(mail::system_flag::flagged), !c.on_ours);
             EXPECT_FALSE(m.flags.has(mail::system_flag::seen));
         }
     }
