@@ -476,6 +476,12 @@ struct session::impl {
         p->done = true;
         p->result = {s.cond, s.code, s.text};
         if (p->on_tagged) p->on_tagged(s);
+        // What the callbacks hold goes now, not when (if ever) the tag is waited for.
+        p->handler = nullptr;
+        p->on_continuation = nullptr;
+        p->bodies = nullptr;
+        p->accepts_uid = nullptr;
+        p->on_tagged = nullptr;
         std::erase(inflight, p);
         purge_output(s.tag);
         finished[s.tag] = p;
@@ -1010,6 +1016,16 @@ result<fetch_result> session::uid_fetch(const imap::uid_set& uids,
                                         const std::vector<std::string>& items,
                                         const message_callback& on_message,
                                         const fetch_options& options, imap::sink_provider bodies) {
+    auto flight = uid_fetch_send(uids, items, on_message, options, std::move(bodies));
+    if (!flight) return flight.error();
+    return uid_fetch_wait(*flight);
+}
+
+result<fetch_flight> session::uid_fetch_send(const imap::uid_set& uids,
+                                             const std::vector<std::string>& items,
+                                             message_callback on_message,
+                                             const fetch_options& options,
+                                             imap::sink_provider bodies) {
     auto& p = *impl_;
     if (options.changed_since && !p.has("CONDSTORE") && !session::qresync_enabled())
         return errc::missing_capability;
@@ -1022,30 +1038,46 @@ result<fetch_result> session::uid_fetch(const imap::uid_set& uids,
     std::optional<imap::cmd::changed_since> since;
     if (options.changed_since)
         since = imap::cmd::changed_since{*options.changed_since, options.vanished};
-    fetch_result res;
-    auto handler = [&](imap::response& r) {
+    // The answers outlive this call: the handlers keep what they need, until the commands
+    // complete (the flight holds the result alone: `on_message` may own the flight).
+    struct answers {
+        imap::uid_set uids;
+        message_callback on_message;
+        bool vanished = false;
+        std::shared_ptr<fetch_result> res = std::make_shared<fetch_result>();
+    };
+    auto a = std::make_shared<answers>(answers{uids, std::move(on_message), options.vanished});
+    auto handler = [a](imap::response& r) {
+        auto& res = *a->res;
         if (auto* f = std::get_if<imap::fetch_data>(&r)) {
-            if (!f->uid || !uids.contains(*f->uid)) return false;
+            if (!f->uid || !a->uids.contains(*f->uid)) return false;
             if (f->modseq) res.max_modseq = std::max(res.max_modseq, *f->modseq);
             ++res.messages;
-            if (on_message) on_message(std::move(*f));
+            if (a->on_message) a->on_message(std::move(*f));
             return true;
         }
-        if (auto* v = std::get_if<imap::vanished_data>(&r); v && v->earlier && options.vanished) {
+        if (auto* v = std::get_if<imap::vanished_data>(&r); v && v->earlier && a->vanished) {
             res.vanished |= v->uids;
             return true;
         }
         return false;
     };
-    auto accepts = [&uids](mail::uid u) { return uids.contains(u); };
-    std::vector<std::string> tags;
+    auto accepts = [a](mail::uid u) { return a->uids.contains(u); };
+    fetch_flight flight;
+    flight.result = a->res;
     for (auto& piece : uids.split(max_set_bytes)) {
         auto t = p.send(imap::cmd::uid_fetch(piece, all, since), handler, {}, bodies, accepts);
         if (!t) return t.error();
-        tags.push_back(*t);
+        flight.tags.push_back(*t);
     }
+    return flight;
+}
+
+result<fetch_result> session::uid_fetch_wait(fetch_flight& flight) {
+    auto& p = *impl_;
+    auto& res = *flight.result;
     std::optional<error_code> first_error;
-    for (auto& t : tags) {
+    for (auto& t : flight.tags) {
         auto c = p.wait(t);
         if (!c) {
             if (!first_error) first_error = c.error();
@@ -1056,6 +1088,7 @@ result<fetch_result> session::uid_fetch(const imap::uid_set& uids,
         if (c->code && c->code->type == imap::response_code::kind::highestmodseq)
             res.max_modseq = std::max<mail::modseq>(res.max_modseq, c->code->number);
     }
+    flight.tags.clear();
     if (first_error) return *first_error;
     return res;
 }

@@ -187,6 +187,13 @@ struct fetch_result {
     completion done;
 };
 
+// UID FETCH commands sent and not yet waited for (session::uid_fetch_send). The
+// answers gather in `result` as the session reads them, whoever waits.
+struct fetch_flight {
+    std::vector<std::string> tags;
+    std::shared_ptr<fetch_result> result;
+};
+
 struct store_result {
     imap::uid_set modified;                 // [MODIFIED ...]: UNCHANGEDSINCE failed for these
     std::vector<imap::fetch_data> fetched;  // the server's FETCH answers (new MODSEQ, FLAGS)
@@ -287,6 +294,15 @@ class session {
                                    const message_callback& on_message,
                                    const fetch_options& options = {},
                                    imap::sink_provider bodies = nullptr);
+    // uid_fetch() in two halves: the commands are queued now (flush() sends them), their
+    // answers read by uid_fetch_wait() or by any later wait, and go to the callbacks
+    // meanwhile: the server sends while the caller does something else.
+    result<fetch_flight> uid_fetch_send(const imap::uid_set& uids,
+                                        const std::vector<std::string>& items,
+                                        message_callback on_message,
+                                        const fetch_options& options = {},
+                                        imap::sink_provider bodies = nullptr);
+    result<fetch_result> uid_fetch_wait(fetch_flight& flight);
     // UID SEARCH criteria (raw IMAP: "ALL", "UID 1:100 DELETED"); ESEARCH when offered.
     result<imap::uid_set> uid_search(std::string_view criteria);
     result<store_result> uid_store(const imap::uid_set& uids, imap::cmd::store_mode mode,
