@@ -262,15 +262,17 @@ struct streamed_body {
     std::uint64_t size = 0;
     int error = 0;  // errno of a failed create or write of the spool file
 };
+// Finished bodies by sequence number, until their FETCH response ends. Shared with the
+// sinks: a sink may outlive the call that made it (a connection lost in a literal).
+using streamed_bodies = std::shared_ptr<std::map<std::uint32_t, streamed_body>>;
 
 // A body written to a spool file as its bytes arrive. Destroyed without finish(): the
 // parser gave up on it, and so does the file.
 
 class spool_sink final : public imap::body_sink {
   public:
-    spool_sink(const std::filesystem::path& dir, std::map<std::uint32_t, streamed_body>& done,
-               std::uint32_t seq)
-        : done_(done), seq_(seq) {
+    spool_sink(const std::filesystem::path& dir, streamed_bodies done, std::uint32_t seq)
+        : done_(std::move(done)), seq_(seq) {
         std::string tmpl = (dir / "tandem-spool-XXXXXX").string();
         fd_ = ::mkstemp(tmpl.data());  // 0600: a body is private
         if (fd_ < 0)
@@ -305,11 +307,11 @@ class spool_sink final : public imap::body_sink {
         if (fd_ >= 0 && ::close(fd_) != 0 && !out_.error) out_.error = errno;
         fd_ = -1;
         finished_ = true;
-        done_[seq_] = out_;
+        (*done_)[seq_] = out_;
     }
 
   private:
-    std::map<std::uint32_t, streamed_body>& done_;
+    streamed_bodies done_;
     std::uint32_t seq_;
     int fd_ = -1;
     bool finished_ = false;
@@ -319,8 +321,8 @@ class spool_sink final : public imap::body_sink {
 // A body kept in memory, written as its bytes arrive.
 class memory_sink final : public imap::body_sink {
   public:
-    memory_sink(std::map<std::uint32_t, streamed_body>& done, std::uint32_t seq, std::uint64_t size)
-        : done_(done), seq_(seq) {
+    memory_sink(streamed_bodies done, std::uint32_t seq, std::uint64_t size)
+        : done_(std::move(done)), seq_(seq) {
         out_.data.reserve(static_cast<std::size_t>(size));
     }
     void write(std::span<const char> piece) override {
@@ -328,11 +330,11 @@ class memory_sink final : public imap::body_sink {
     }
     void finish() override {
         out_.size = out_.data.size();
-        done_[seq_] = std::move(out_);
+        (*done_)[seq_] = std::move(out_);
     }
 
   private:
-    std::map<std::uint32_t, streamed_body>& done_;
+    streamed_bodies done_;
     std::uint32_t seq_;
     streamed_body out_;
 };
@@ -501,6 +503,127 @@ class fetch_meter {
     fetch_measure m_;
 };
 
+namespace {
+
+using deliver_function = std::function<result<void>(mail::uid, message_body&&)>;
+
+// One UID FETCH of bodies: fetch()'s own, or fetch_ahead()'s until fetch() takes it over.
+// Bodies that come before fetch() is there to deliver them (another command's wait read
+// them) are held, up to hold_limit bytes in memory; those past it are dropped and asked
+// for again.
+struct body_fetch {
+    static constexpr std::uint64_t hold_limit = 8u << 20;
+
+    std::string mailbox;          // canonical
+    std::uint64_t selection = 0;  // impl::selections when it was sent
+    imap::uid_set uids;
+    client::fetch_flight flight;
+    streamed_bodies streamed = std::make_shared<std::map<std::uint32_t, streamed_body>>();
+    std::set<mail::uid> seen;  // a second answer for a uid is not a body to deliver again
+    std::deque<std::pair<mail::uid, message_body>> held;
+    std::uint64_t held_bytes = 0;
+    imap::uid_set dropped;
+    const deliver_function* deliver = nullptr;  // while fetch() waits for the rest
+    std::optional<error_code> deliver_error;
+    int spool_error = 0;
+    bool abandoned = false;  // nobody will take its bodies: they go as they come
+    // The link's rate is measured from the first body on (from the sending of a fetch
+    // ahead, whose bodies come while nothing reads them): the round trip before it, and the
+    // server's start, are not the link's.
+    client::session* session = nullptr;
+    std::shared_ptr<fetch_meter> meter;
+    std::optional<std::uint64_t> flowing;  // bytes received when the bodies began
+
+    ~body_fetch() {
+        for (auto& [uid, body] : held) discard_spool(body);
+        for (auto& [seq, sb] : *streamed) remove_file(sb.path);
+    }
+
+    void start_flow() {
+        if (flowing) return;
+        flowing = session->traffic().plain_in;
+        meter->begin();
+    }
+    void end_flow() {
+        if (!flowing) return;
+        meter->end(session->traffic().plain_in - *flowing, session->compressed());
+        flowing.reset();
+    }
+
+    void on_message(imap::fetch_data&& f) {
+        start_flow();
+        if (!f.uid || seen.count(*f.uid)) return;
+        auto b = std::find_if(f.bodies.begin(), f.bodies.end(), [](const imap::body_section& s) {
+            return s.item == "BODY" && s.section.empty() && !s.origin;
+        });
+        if (b == f.bodies.end() || b->nil) return;  // a flag update, not our answer
+        message_body body;
+        if (b->streamed) {
+            auto it = streamed->find(f.seq);
+            if (it == streamed->end()) return;
+            streamed_body sb = std::move(it->second);
+            streamed->erase(it);
+            if (sb.error) {
+                remove_file(sb.path);
+                if (!spool_error) spool_error = sb.error;
+                return;
+            }
+            body.size = sb.size;
+            if (sb.path.empty()) {
+                body.data = std::move(sb.data);
+            } else {
+                body.file = sb.path;
+                body.temporary = true;
+            }
+        } else {
+            body.size = b->data.size();
+            body.data = std::move(b->data);
+        }
+        body.server_size = f.rfc822_size.value_or(0);
+        seen.insert(*f.uid);
+        if (abandoned || deliver_error || spool_error) {
+            discard_spool(body);
+            return;
+        }
+        if (deliver) {
+            if (auto r = (*deliver)(*f.uid, std::move(body)); !r) deliver_error = r.error();
+            return;
+        }
+        const std::uint64_t in_memory = body.file.empty() ? body.size : 0;
+        if (held_bytes + in_memory > hold_limit) {
+            discard_spool(body);
+            dropped.insert(*f.uid);
+            return;
+        }
+        held_bytes += in_memory;
+        held.emplace_back(*f.uid, std::move(body));
+    }
+
+    // Hands on what was held; what comes from now on goes to `d` at once.
+    void deliver_to(const deliver_function& d) {
+        deliver = &d;
+        while (!held.empty() && !deliver_error) {
+            auto [uid, body] = std::move(held.front());
+            held.pop_front();
+            if (auto r = d(uid, std::move(body)); !r) deliver_error = r.error();
+        }
+        for (auto& [uid, body] : held) discard_spool(body);
+        held.clear();
+        held_bytes = 0;
+    }
+
+    void abandon() {
+        abandoned = true;
+        deliver = nullptr;
+        for (auto& [uid, body] : held) discard_spool(body);
+        held.clear();
+        held_bytes = 0;
+        end_flow();
+    }
+};
+
+}  // namespace
+
 struct imap_store::impl {
     std::unique_ptr<client::session> s;
     std::shared_ptr<fetch_meter> meter = std::make_shared<fetch_meter>();
@@ -520,6 +643,8 @@ struct imap_store::impl {
     std::vector<std::string> selected_permanent_flags;
     mail::modseq selected_modseq = 0;
     std::uint64_t selections = 0;
+    // fetch_ahead()'s UID FETCH, until the fetch() it was sent for takes it.
+    std::shared_ptr<body_fetch> ahead_fetch;
 
     // ---- this run's own changes (status_after_own_changes)
 
@@ -706,9 +831,45 @@ struct imap_store::impl {
                       " earlier mailbox update(s) left to the next listing");
     }
 
+    // A fetch ahead that nobody will take: its bodies go as they come.
+    void drop_fetch_ahead() {
+        if (auto f = std::exchange(ahead_fetch, nullptr)) f->abandon();
+    }
+
+    // Sends a UID FETCH of the bodies of `uids` in the mailbox selected, and flushes it.
+    result<std::shared_ptr<body_fetch>> send_body_fetch(const std::string& canonical,
+                                                        const imap::uid_set& uids) {
+        auto f = std::make_shared<body_fetch>();
+        f->mailbox = canonical;
+        f->selection = selections;
+        f->uids = uids;
+        f->session = s.get();
+        f->meter = meter;
+        const auto& o = options;
+        auto bodies =
+            [f, direct = o.direct_threshold, spool = o.spool_threshold,
+             dir = o.spool_dir](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
+            f->start_flow();
+            if (ctx.size < direct || !ctx.section.empty() || ctx.origin) return nullptr;
+            if (ctx.size < spool)
+                return std::make_unique<memory_sink>(f->streamed, ctx.seq, ctx.size);
+            return std::make_unique<spool_sink>(dir, f->streamed, ctx.seq);
+        };
+        // RFC822.SIZE for a listing that left it out (want_sizes): the server works it out
+        // for the body anyway, from the file it is reading now.
+        auto flight = s->uid_fetch_send(
+            uids, {"UID", "RFC822.SIZE", "BODY.PEEK[]"},
+            [f](imap::fetch_data&& m) { f->on_message(std::move(m)); }, {}, bodies);
+        if (!flight) return flight.error();
+        f->flight = std::move(*flight);
+        if (auto r = s->flush(); !r) return r.error();
+        return f;
+    }
+
     result<client::select_result> select(const std::string& canonical, const std::string& server,
                                          const client::select_options& so = {}) {
         discard_unsolicited();
+        drop_fetch_ahead();
         ++selections;
         selected_permanent_flags.clear();
         selected_modseq = 0;
@@ -1373,88 +1534,70 @@ result<mailbox_changes> imap_store::changes(const std::string& mailbox, const kn
 
 // ---- fetch
 
-result<void> imap_store::fetch(
-    const std::string& mailbox, std::span<const mail::uid> uids,
-    const std::function<result<void>(mail::uid, message_body&&)>& deliver) {
-    auto& d = *impl_;
+namespace {
+
+imap::uid_set uid_set_of(std::span<const mail::uid> uids) {
     imap::uid_set set;
     for (auto u : uids)
         if (u != 0) set.insert(u);
+    return set;
+}
+
+}  // namespace
+
+result<void> imap_store::fetch(const std::string& mailbox, std::span<const mail::uid> uids,
+                               const deliver_function& deliver) {
+    auto& d = *impl_;
+    const auto set = uid_set_of(uids);
     if (set.empty()) return {};
     auto srv = d.server_name(mailbox);
     if (!srv) return srv.error();
     if (auto r = d.ensure_selected(mailbox, *srv); !r) return r.error();
 
-    // The link's rate is measured from the first body on: the round trip before it, and
-    // the server's start, are not the link's.
-    std::optional<std::uint64_t> flowing;  // bytes received when the first body began
-    auto start_flow = [&] {
-        if (flowing) return;
-        flowing = d.s->traffic().plain_in;
-        d.meter->begin();
-    };
-    std::map<std::uint32_t, streamed_body> done;  // by sequence number
-    const auto& o = d.options;
-    auto bodies = [&](const imap::body_context& ctx) -> std::unique_ptr<imap::body_sink> {
-        start_flow();
-        if (ctx.size < o.direct_threshold || !ctx.section.empty() || ctx.origin) return nullptr;
-        if (ctx.size < o.spool_threshold)
-            return std::make_unique<memory_sink>(done, ctx.seq, ctx.size);
-        return std::make_unique<spool_sink>(o.spool_dir, done, ctx.seq);
-    };
-    std::optional<error_code> deliver_error;
-    int spool_error = 0;
-    std::set<mail::uid> delivered;
-    auto on_message = [&](imap::fetch_data&& f) {
-        start_flow();
-        if (!f.uid || delivered.count(*f.uid)) return;
-        auto b = std::find_if(f.bodies.begin(), f.bodies.end(), [](const imap::body_section& s) {
-            return s.item == "BODY" && s.section.empty() && !s.origin;
-        });
-        if (b == f.bodies.end() || b->nil) return;  // a flag update, not our answer
-        message_body body;
-        if (b->streamed) {
-            auto it = done.find(f.seq);
-            if (it == done.end()) return;
-            streamed_body sb = std::move(it->second);
-            done.erase(it);
-            if (sb.error) {
-                remove_file(sb.path);
-                if (!spool_error) spool_error = sb.error;
-                return;
-            }
-            body.size = sb.size;
-            if (sb.path.empty()) {
-                body.data = std::move(sb.data);
-            } else {
-                body.file = sb.path;
-                body.temporary = true;
-            }
-        } else {
-            body.size = b->data.size();
-            body.data = std::move(b->data);
-        }
-        body.server_size = f.rfc822_size.value_or(0);
-        delivered.insert(*f.uid);
-        if (deliver_error || spool_error) {
-            remove_file(body.file);
-            return;
-        }
-        if (auto r = deliver(*f.uid, std::move(body)); !r) deliver_error = r.error();
-    };
-    // RFC822.SIZE for a listing that left it out (want_sizes): the server works it out
-    // for the body anyway, from the file it is reading now.
-    auto r = d.s->uid_fetch(set, {"UID", "RFC822.SIZE", "BODY.PEEK[]"}, on_message, {}, bodies);
-    if (flowing) d.meter->end(d.s->traffic().plain_in - *flowing, d.s->compressed());
-    for (auto& [seq, sp] : done) remove_file(sp.path);
+    // The fetch ahead is this one if it asked for the same messages under this SELECT.
+    std::shared_ptr<body_fetch> f;
+    if (d.ahead_fetch && d.ahead_fetch->mailbox == mailbox &&
+        d.ahead_fetch->selection == d.selections && d.ahead_fetch->uids == set)
+        f = std::exchange(d.ahead_fetch, nullptr);
+    d.drop_fetch_ahead();
+    if (!f) {
+        auto sent = d.send_body_fetch(mailbox, set);
+        if (!sent) return d.fail(sent.error(), "UID FETCH from " + in_quotes(mailbox));
+        f = std::move(*sent);
+    }
+    f->deliver_to(deliver);
+    auto r = d.s->uid_fetch_wait(f->flight);
+    f->end_flow();
+    f->deliver = nullptr;
     if (!r) return d.fail(r.error(), "UID FETCH from " + in_quotes(mailbox));
-    if (spool_error)
+    if (f->spool_error)
         return d.fail_text(errc::storage_full, "UID FETCH from " + in_quotes(mailbox) +
                                                    ": cannot write a spool file in " +
-                                                   o.spool_dir.string() + ": " +
-                                                   std::strerror(spool_error));
-    if (deliver_error) return *deliver_error;
-    return {};
+                                                   d.options.spool_dir.string() + ": " +
+                                                   std::strerror(f->spool_error));
+    if (f->deliver_error) return *f->deliver_error;
+    if (f->dropped.empty()) return {};
+    // Bodies that came while nothing took them, past what may be held: asked for again.
+    std::vector<mail::uid> again(f->dropped.begin(), f->dropped.end());
+    return fetch(mailbox, again, deliver);
+}
+
+void imap_store::fetch_ahead(const std::string& mailbox, std::span<const mail::uid> uids) {
+    auto& d = *impl_;
+    d.drop_fetch_ahead();
+    const auto set = uid_set_of(uids);
+    auto srv = d.server_name(mailbox);
+    // Only into the mailbox selected: a SELECT here would be one that fetch() may not need.
+    if (set.empty() || !srv || d.s->selected() != *srv || d.recreated.contains(mailbox)) return;
+    auto sent = d.send_body_fetch(mailbox, set);
+    if (!sent) {
+        d.log.debug(d.description + ": UID FETCH ahead in " + mailbox + ": " +
+                    sent.error().message());
+        return;
+    }
+    d.ahead_fetch = std::move(*sent);
+    // The server sends while the caller does something else: the link's time from now on.
+    d.ahead_fetch->start_flow();
 }
 
 // ---- append

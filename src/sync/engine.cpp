@@ -202,7 +202,7 @@ class run {
     enum class append_outcome { done, refused, failed };
     append_outcome copy_range(mailbox_work& w, const std::vector<const copy_message*>& batch,
                               std::size_t begin, std::size_t end, std::uint64_t intent_seq,
-                              bool erase_intent);
+                              bool erase_intent, std::span<const mail::uid> fetch_next = {});
     bool nothing_landed(mailbox_work& w, side on);
     void refuse(mailbox_work& w, const copy_message& m);
     void do_move(const std::vector<const move_message*>& batch);
@@ -889,9 +889,11 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
 // Fetches messages [begin, end) of `batch` and appends them to the other side; records the
 // copies that got a uid (and, with `erase_intent`, drops the intent in the same commit).
 // A tagged NO leaves the mailbox going (the caller decides); anything else fails it.
+// `fetch_next`, the uids of the next range, are fetched ahead once this range's bodies are
+// in: the source sends them while the other side stores these.
 run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const copy_message*>& batch,
                                     std::size_t begin, std::size_t end, std::uint64_t intent_seq,
-                                    bool erase_intent) {
+                                    bool erase_intent, std::span<const mail::uid> fetch_next) {
     const auto& first = *batch[begin];
     const side from = first.from;
     const side to = opposite(from);
@@ -946,6 +948,8 @@ run::append_outcome run::copy_range(mailbox_work& w, const std::vector<const cop
         fail(w, "FETCH of messages from", from, fetched.error());
         return append_outcome::failed;
     }
+    if (fetched && !append_error && !fetch_next.empty())
+        st(w, from).fetch_ahead(first.mailbox, fetch_next);
     auto new_uids =
         append_error ? result<std::vector<mail::uid>>(*append_error) : (*appender)->finish();
     appender->reset();
@@ -1045,17 +1049,26 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
         }
     };
 
-    std::size_t next = 0;
-    while (next < batch.size() && !w->failed && !given_up) {
-        // One batch: up to copy_batch_messages messages or copy_batch_bytes bytes (of the sizes
-        // listed: a first sync into an empty mailbox lists none, and the count bounds it).
-        std::size_t end = next;
+    // One batch from `begin`: up to copy_batch_messages messages or copy_batch_bytes bytes
+    // (of the sizes listed: a first sync into an empty mailbox lists none, and the count
+    // bounds it). Returns its end and its bytes.
+    auto batch_from = [&](std::size_t begin) {
+        std::size_t end = begin;
         std::uint64_t bytes = 0;
-        while (end < batch.size() && end - next < copy_batch_messages &&
-               (end == next || bytes + batch[end]->size() <= copy_batch_bytes)) {
+        while (end < batch.size() && end - begin < copy_batch_messages &&
+               (end == begin || bytes + batch[end]->size() <= copy_batch_bytes)) {
             bytes += batch[end]->size();
             ++end;
         }
+        return std::pair{end, bytes};
+    };
+    std::vector<mail::uid> next_uids;  // of the batch after the one going now
+    std::size_t next = 0;
+    while (next < batch.size() && !w->failed && !given_up) {
+        const auto [end, bytes] = batch_from(next);
+        next_uids.clear();
+        for (std::size_t i = end, after = batch_from(end).first; i < after; ++i)
+            next_uids.push_back(batch[i]->uid);
         // The intent is durable before the other store changes; the commit that records the
         // copies erases it.
         journal::intent intent;
@@ -1070,7 +1083,7 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
         auto bytes_went = [&] {
             return bytes != 0 ? bytes : w->report->done.bytes[to] - sent_before;
         };
-        auto outcome = copy_range(*w, batch, next, end, intent_seq, true);
+        auto outcome = copy_range(*w, batch, next, end, intent_seq, true, next_uids);
         if (outcome == append_outcome::failed) return;
         if (outcome == append_outcome::refused) {
             if (end - next == 1) {

@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 namespace tandem::test {
 
@@ -30,6 +32,13 @@ struct gate {
     int closed_ahead = 0;  // of those, how many were told close_ahead() before their end
     int flag_calls = 0;    // set_flags() calls
     int selects_ahead = 0;  // select_ahead() calls, which pass the gate as "<mailbox> ahead"
+    // The copies' steps in order: "fetch <n> from <uid>", "ahead <n> from <uid>" (fetch_ahead)
+    // and "finish" (an appender's).
+    std::vector<std::string> transfers;
+    void note(std::string what) {
+        std::lock_guard g(m);
+        transfers.push_back(std::move(what));
+    }
     bool refuse_another = false;
 
     void enter(const std::string& mailbox) {
@@ -97,7 +106,12 @@ class gated_store final : public tandem::store::store {
     result<void> fetch(const std::string& mailbox, std::span<const mail::uid> uids,
                        const std::function<result<void>(mail::uid, tandem::store::message_body&&)>&
                            deliver) override {
+        gate_.note("fetch " + counted(uids));
         return inner_.fetch(mailbox, uids, deliver);
+    }
+    void fetch_ahead(const std::string& mailbox, std::span<const mail::uid> uids) override {
+        gate_.note("ahead " + counted(uids));
+        inner_.fetch_ahead(mailbox, uids);
     }
     result<std::vector<mail::uid>> append(
         const std::string& mailbox,
@@ -106,7 +120,10 @@ class gated_store final : public tandem::store::store {
     }
     result<std::unique_ptr<tandem::store::appender>> begin_append(
         const std::string& mailbox) override {
-        return inner_.begin_append(mailbox);
+        auto inner = inner_.begin_append(mailbox);
+        if (!inner) return inner.error();
+        return std::unique_ptr<tandem::store::appender>(
+            std::make_unique<noted_appender>(std::move(*inner), gate_));
     }
     result<void> set_flags(const std::string& mailbox,
                            std::span<const tandem::store::flag_change> changes) override {
@@ -165,6 +182,28 @@ class gated_store final : public tandem::store::store {
     }
 
   private:
+    class noted_appender final : public tandem::store::appender {
+      public:
+        noted_appender(std::unique_ptr<tandem::store::appender> inner, gate& g)
+            : inner_(std::move(inner)), gate_(g) {}
+        result<void> add(tandem::store::outgoing_message&& message) override {
+            return inner_->add(std::move(message));
+        }
+        result<std::vector<mail::uid>> finish() override {
+            gate_.note("finish");
+            return inner_->finish();
+        }
+
+      private:
+        std::unique_ptr<tandem::store::appender> inner_;
+        gate& gate_;
+    };
+
+    static std::string counted(std::span<const mail::uid> uids) {
+        return std::to_string(uids.size()) + " from " +
+               (uids.empty() ? std::string("-") : std::to_string(uids.front()));
+    }
+
     bool closing_ = false;
     std::unique_ptr<tandem::store::store> owned_;
     tandem::store::store& inner_;

@@ -82,6 +82,9 @@ class imap_store final : public store {
     result<void> fetch(
         const std::string& mailbox, std::span<const mail::uid> uids,
         const std::function<result<void>(mail::uid, message_body&&)>& deliver) override;
+    // Sends the UID FETCH, if the mailbox is the one selected; what comes before fetch()
+    // takes it stays in the socket's buffers.
+    void fetch_ahead(const std::string& mailbox, std::span<const mail::uid> uids) override;
     // UIDs from APPENDUID; without UIDPLUS, found again by Message-ID among the UIDs from the
     // UIDNEXT before the APPEND (0 when there is none). Temporary bodies are deleted
     // whatever the outcome.

@@ -147,6 +147,14 @@ class store {
     virtual result<void> fetch(
         const std::string& mailbox, std::span<const mail::uid> uids,
         const std::function<result<void>(mail::uid, message_body&&)>& deliver) = 0;
+    // Starts the fetch() of `uids` that comes next, so that the other end sends their
+    // bodies while the caller finishes with the ones before (an IMAP store sends its UID
+    // FETCH now, into the mailbox selected). A fetch() of anything else, or a SELECT, drops
+    // it. Errors show in that fetch().
+    virtual void fetch_ahead(const std::string& mailbox, std::span<const mail::uid> uids) {
+        (void)mailbox;
+        (void)uids;
+    }
     // Adds messages; returns their new uids in order (0 where the store could not tell).
     virtual result<std::vector<mail::uid>> append(const std::string& mailbox,
                                                   std::vector<outgoing_message>&& messages) = 0;

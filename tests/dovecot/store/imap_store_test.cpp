@@ -64,8 +64,8 @@ std::string message_of_size(std::string_view subject, std::size_t bytes) {
 struct captured_log {
     std::mutex m;
     std::vector<std::string> lines;
-    log::logger logger() {
-        return log::logger(log::level::debug, [this](log::level l, std::string_view t) {
+    log::logger logger(log::level level = log::level::debug) {
+        return log::logger(level, [this](log::level l, std::string_view t) {
             std::lock_guard g(m);
             lines.push_back(std::string(log::name(l)) + ": " + std::string(t));
         });
@@ -107,6 +107,33 @@ class imap_store_test : public ::testing::Test {
                                      std::move(options));
         if (!s) ADD_FAILURE() << why;
         return s ? std::move(*s) : nullptr;
+    }
+
+    // A store whose protocol lines go to log_ too.
+    std::unique_ptr<imap_store> open_traced(imap_store_options options = {}) {
+        std::string why;
+        auto s =
+            imap_store::connect(tunnel(), log_.logger(log::level::trace), &why, std::move(options));
+        if (!s) ADD_FAILURE() << why;
+        return s ? std::move(*s) : nullptr;
+    }
+
+    // A traced store that spools into spool_ (empty again once every body was taken).
+    std::unique_ptr<imap_store> open_spooling() {
+        imap_store_options o;
+        o.spool_dir = spool_.path();
+        return open_traced(o);
+    }
+
+    // How many UID FETCH commands of bodies a traced store sent so far.
+    std::size_t body_fetches_sent() {
+        std::lock_guard g(log_.m);
+        return static_cast<std::size_t>(
+            std::count_if(log_.lines.begin(), log_.lines.end(), [](const std::string& l) {
+                return l.find(" C: ") != std::string::npos &&
+                       l.find("UID FETCH") != std::string::npos &&
+                       l.find("BODY.PEEK[]") != std::string::npos;
+            }));
     }
 
     static std::uint32_t append(std::string_view box, std::string_view subject,
@@ -159,6 +186,7 @@ class imap_store_test : public ::testing::Test {
 
     static test::dovecot* server_;
     captured_log log_;
+    test::temp_dir spool_{"tandem-spool-test"};
 };
 
 test::dovecot* imap_store_test::server_ = nullptr;
@@ -942,6 +970,154 @@ TEST_F(imap_store_test, append_then_fetch_byte_for_byte_with_a_spooled_3_mb_mess
     EXPECT_EQ(r.error(), errc::storage_full);
     EXPECT_EQ(calls, 1);
     EXPECT_TRUE(std::filesystem::is_empty(spool.path()));
+}
+
+// Appends `bodies` to `box`; their uids in order.
+std::vector<mail::uid> append_bodies(imap_store& s, const std::string& box,
+                                     const std::vector<std::string>& bodies) {
+    std::vector<outgoing_message> msgs(bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        msgs[i].body.data = bodies[i];
+        msgs[i].body.size = bodies[i].size();
+    }
+    auto uids = s.append(box, std::move(msgs));
+    EXPECT_TRUE(uids) << s.last_error();
+    if (!uids) return {};
+    EXPECT_EQ(uids->size(), bodies.size());
+    return *uids;
+}
+
+// What a fetch delivered, by uid, read back from spool files (which it removes), and how
+// many times each uid came.
+struct fetched_bodies {
+    std::map<mail::uid, std::string> bytes;
+    std::map<mail::uid, int> times;
+    std::function<result<void>(mail::uid, message_body&&)> receiver() {
+        return [this](mail::uid u, message_body&& b) -> result<void> {
+            ++times[u];
+            if (b.file.empty()) {
+                bytes[u] = std::move(b.data);
+            } else {
+                bytes[u] = read_file(b.file);
+                std::filesystem::remove(b.file);
+            }
+            return {};
+        };
+    }
+};
+
+// Expects each of `uids` delivered once with the body at the same index of `bodies`.
+void expect_delivered(const fetched_bodies& got, const std::vector<mail::uid>& uids,
+                      const std::vector<std::string>& bodies, std::size_t first = 0) {
+    EXPECT_EQ(got.bytes.size(), uids.size());
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+        auto b = got.bytes.find(uids[i]);
+        ASSERT_NE(b, got.bytes.end()) << "uid " << uids[i] << " not delivered";
+        EXPECT_TRUE(b->second == bodies[first + i]) << "body of uid " << uids[i] << " differs";
+        EXPECT_EQ(got.times.at(uids[i]), 1) << uids[i];
+    }
+}
+
+TEST_F(imap_store_test, a_fetch_ahead_is_the_fetch_of_the_same_messages_that_follows) {
+    test::create_mailbox(*server_, "alice", "Ahead");
+    auto s = open_spooling();
+    ASSERT_TRUE(s);
+    // In the response, in memory as they come, in a spool file.
+    const std::vector<std::string> bodies{test::make_message("first"),
+                                          message_of_size("first, middle", 100 * 1024),
+                                          test::make_message("second"),
+                                          message_of_size("second, middle", 100 * 1024),
+                                          big_message("second, spooled", 1536 * 1024),
+                                          test::make_message("second, last")};
+    auto uids = append_bodies(*s, "Ahead", bodies);
+    ASSERT_EQ(uids.size(), bodies.size());
+    const std::vector<mail::uid> first(uids.begin(), uids.begin() + 2);
+    const std::vector<mail::uid> second(uids.begin() + 2, uids.end());
+
+    fetched_bodies got1;
+    ASSERT_TRUE(s->fetch("Ahead", first, got1.receiver())) << s->last_error();
+    expect_delivered(got1, first, bodies);
+    const auto sent = body_fetches_sent();
+    s->fetch_ahead("Ahead", second);
+    EXPECT_EQ(body_fetches_sent(), sent + 1) << "the UID FETCH goes out at once";
+    fetched_bodies got2;
+    ASSERT_TRUE(s->fetch("Ahead", second, got2.receiver())) << s->last_error();
+    expect_delivered(got2, second, bodies, 2);
+    EXPECT_EQ(body_fetches_sent(), sent + 1) << "fetch() took the one ahead\n" << log_.text();
+    EXPECT_TRUE(std::filesystem::is_empty(spool_.path()));
+}
+
+// Another command's wait reads what the server sent for a fetch ahead: the bodies are held
+// for the fetch() to come, up to a bound in memory (8 MiB); those past it are asked for again.
+TEST_F(imap_store_test, bodies_read_before_their_fetch_are_held_and_past_the_bound_fetched_again) {
+    test::create_mailbox(*server_, "alice", "Held");
+    auto s = open_spooling();
+    ASSERT_TRUE(s);
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 100; ++i)  // 10 MB in memory as they come
+        bodies.push_back(message_of_size("held " + std::to_string(i), 100 * 1024));
+    bodies.push_back(big_message("held, spooled", 1536 * 1024));
+    auto uids = append_bodies(*s, "Held", bodies);
+    ASSERT_EQ(uids.size(), bodies.size());
+    ASSERT_TRUE(s->changes("Held", {})) << s->last_error();  // selects it
+    const auto sent = body_fetches_sent();
+    s->fetch_ahead("Held", uids);
+    // Its answer comes after every body of the fetch ahead.
+    const flag_change flagged{uids[0], flags({"\\Flagged"}), {}};
+    ASSERT_TRUE(s->set_flags("Held", std::span(&flagged, 1))) << s->last_error();
+    fetched_bodies got;
+    ASSERT_TRUE(s->fetch("Held", uids, got.receiver())) << s->last_error();
+    expect_delivered(got, uids, bodies);
+    EXPECT_EQ(body_fetches_sent(), sent + 2) << "the one ahead, and one of what was past the bound";
+    EXPECT_TRUE(std::filesystem::is_empty(spool_.path()));
+}
+
+TEST_F(imap_store_test, a_fetch_ahead_that_the_next_fetch_does_not_ask_for_is_dropped) {
+    test::create_mailbox(*server_, "alice", "Dropped");
+    test::create_mailbox(*server_, "alice", "Beside");
+    auto s = open_spooling();
+    ASSERT_TRUE(s);
+    const std::vector<std::string> bodies{test::make_message("a"),
+                                          big_message("a, spooled", 1536 * 1024),
+                                          test::make_message("b"), test::make_message("c")};
+    auto uids = append_bodies(*s, "Dropped", bodies);
+    ASSERT_EQ(uids.size(), bodies.size());
+    const std::vector<std::string> beside_bodies{test::make_message("beside")};
+    auto beside = append_bodies(*s, "Beside", beside_bodies);
+    ASSERT_EQ(beside.size(), 1u);
+    const std::vector<mail::uid> a(uids.begin(), uids.begin() + 2);
+    const std::vector<mail::uid> b(uids.begin() + 2, uids.end());
+
+    // Not into a mailbox other than the one selected: that would be a SELECT.
+    std::size_t sent = body_fetches_sent();
+    s->fetch_ahead("Dropped", a);
+    EXPECT_EQ(body_fetches_sent(), sent);
+    fetched_bodies warm;
+    ASSERT_TRUE(s->fetch("Dropped", b, warm.receiver())) << s->last_error();
+    expect_delivered(warm, b, bodies, 2);
+
+    // Other messages of the mailbox: only they are delivered, the bodies ahead are not
+    // kept (their spool file neither).
+    s->fetch_ahead("Dropped", a);
+    fetched_bodies got_b;
+    ASSERT_TRUE(s->fetch("Dropped", b, got_b.receiver())) << s->last_error();
+    expect_delivered(got_b, b, bodies, 2);
+    EXPECT_TRUE(std::filesystem::is_empty(spool_.path()));
+    fetched_bodies got_a;
+    ASSERT_TRUE(s->fetch("Dropped", a, got_a.receiver())) << s->last_error();
+    expect_delivered(got_a, a, bodies);
+
+    // A SELECT of another mailbox in between.
+    s->fetch_ahead("Dropped", a);
+    fetched_bodies got_beside;
+    ASSERT_TRUE(s->fetch("Beside", beside, got_beside.receiver())) << s->last_error();
+    expect_delivered(got_beside, beside, beside_bodies);
+    sent = body_fetches_sent();
+    fetched_bodies again;
+    ASSERT_TRUE(s->fetch("Dropped", a, again.receiver())) << s->last_error();
+    expect_delivered(again, a, bodies);
+    EXPECT_EQ(body_fetches_sent(), sent + 1);
+    EXPECT_TRUE(std::filesystem::is_empty(spool_.path()));
 }
 
 TEST_F(imap_store_test, an_appender_sends_full_commands_before_finish_and_keeps_the_order) {
