@@ -983,6 +983,7 @@ struct imap_store::impl {
 
 imap_store::imap_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 imap_store::~imap_store() {
+    if (impl_) impl_->drop_fetch_ahead();  // its time ends for the account's rate now
     // A LOGOUT, so that the server ends the session as it should ("Logged out", not
     // "Connection closed"); its answer is not waited for: everything before it was, and a
     // far server's round trip would be one more of a few in a run that changed nothing.
