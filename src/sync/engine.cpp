@@ -185,6 +185,7 @@ class run {
     std::optional<std::uint64_t> commit_intent(mailbox_work& w, journal::intent i);
 
     void fail(mailbox_work& w, std::string_view what, side s, error_code ec);
+    void hold_for_move(mailbox_work& w, const move_message& m, const mailbox_work& failed);
     mailbox_work* work_for(const std::string& mailbox);
     result<std::uint64_t> pair_id(journal::lmdb::write_txn& t, const std::string& mailbox);
     result<void> apply_record_change(journal::lmdb::write_txn& t, const std::string& mailbox,
@@ -1139,11 +1140,30 @@ void run::do_copy(const std::vector<const copy_message*>& batch) {
     }
 }
 
+// A move that did not happen leaves both of its mailboxes as they were found: the
+// destination's state recorded now would hide the moved message there from the next run,
+// which would then take its absence from the source for an expunge and remove the other
+// side's copy. Failed, the mailbox is listed in full next time, and the move found again.
+void run::hold_for_move(mailbox_work& w, const move_message& m, const mailbox_work& failed) {
+    if (w.failed) return;
+    std::string text = "not recorded as synced: moving messages from " + m.from_mailbox + " to " +
+                       m.to_mailbox + " on " + st(w, m.on).describe() + " did not happen, as " +
+                       failed.name + " failed; the next run lists both mailboxes again";
+    log_.error(w.name + ": " + text);
+    w.failed = true;
+    set_error(w, text);
+}
+
 void run::do_move(const std::vector<const move_message*>& batch) {
     const auto& first = *batch.front();
     auto* from_w = work_for(first.from_mailbox);
     auto* to_w = work_for(first.to_mailbox);
-    if (!from_w || !to_w || from_w->failed || to_w->failed || job_.dry_run) return;
+    if (!from_w || !to_w || job_.dry_run) return;
+    if (from_w->failed || to_w->failed) {
+        hold_for_move(*from_w, first, *to_w);
+        hold_for_move(*to_w, first, *from_w);
+        return;
+    }
     std::vector<mail::uid> uids;
     for (const auto* a : batch) {
         uids.push_back(a->uid);
@@ -1158,7 +1178,10 @@ void run::do_move(const std::vector<const move_message*>& batch) {
     if (!seq) return;
     const std::uint64_t intent_seq = *seq;
     auto moved = st(*from_w, first.on).move(first.from_mailbox, uids, first.to_mailbox);
-    if (!moved) return fail(*from_w, "MOVE of messages from", first.on, moved.error());
+    if (!moved) {
+        fail(*from_w, "MOVE of messages from", first.on, moved.error());
+        return hold_for_move(*to_w, first, *from_w);
+    }
     from_w->report->done.moved[first.on] += batch.size();
     std::vector<store::flag_change> flag_changes;
     std::vector<pair_record> made(batch.size());
@@ -1169,6 +1192,16 @@ void run::do_move(const std::vector<const move_message*>& batch) {
         to_w->made_max[a->on] = std::max(to_w->made_max[a->on], made[i].uid[a->on]);
         if (made[i].uid[a->on] != 0 && (!a->add.empty() || !a->remove.empty()))
             flag_changes.push_back({made[i].uid[a->on], a->add, a->remove});
+    }
+    // The moved copies keep their flags until the STORE: if it fails, their records keep
+    // the flags last synced, so that the next run merges the two sides' changes again
+    // instead of reading the flags not stored as removed where they were set.
+    if (!flag_changes.empty()) {
+        if (auto r = st(*from_w, first.on).set_flags(first.to_mailbox, flag_changes); !r) {
+            fail(*to_w, "STORE of flags in", first.on, r.error());
+            for (std::size_t i = 0; i < batch.size(); ++i)
+                made[i].flags = batch[i]->old_record.flags;
+        }
     }
     defer(*to_w,
           [this, batch, made = std::move(made),
@@ -1185,10 +1218,6 @@ void run::do_move(const std::vector<const move_message*>& batch) {
               if (auto e = journal_.erase_intent(t, intent_seq); !e) return e.error();
               return {};
           });
-    if (!flag_changes.empty()) {
-        if (auto r = st(*from_w, first.on).set_flags(first.to_mailbox, flag_changes); !r)
-            fail(*to_w, "STORE of flags in", first.on, r.error());
-    }
 }
 
 // Groups consecutive actions of one kind on one mailbox (and side) into one store call.
