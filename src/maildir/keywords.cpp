@@ -108,6 +108,10 @@ std::optional<char> keyword_file::letter_of(std::string_view keyword) const {
     return std::nullopt;
 }
 
+bool keyword_file::holds(std::string_view keyword) const {
+    return is_forwarded(keyword) || letter_of(keyword).has_value();
+}
+
 std::optional<std::string_view> keyword_file::keyword_of(char letter) const {
     if (letter < 'a' || letter > 'z') return std::nullopt;
     const auto& s = slots_[static_cast<std::size_t>(letter - 'a')];

@@ -1099,7 +1099,7 @@ bool maildir_store::keeps_keyword(const std::string& mailbox, std::string_view k
     if (!f) return true;
     auto kw = d.keywords(**f);
     if (!kw) return true;  // unknown: treat an absence as a real change
-    return kw->letter_of(keyword).has_value();
+    return kw->holds(keyword);
 }
 
 }  // namespace tandem::store

@@ -52,6 +52,9 @@ class keyword_file {
     // Keywords match exactly first, then ASCII case-insensitively (RFC 9051 2.3.2).
     std::optional<char> letter_of(std::string_view keyword) const;
     std::optional<std::string_view> keyword_of(char letter) const;
+    // Whether a message of the folder can carry `keyword`: $Forwarded always (the 'P' of
+    // its file name), another keyword once it has a letter.
+    bool holds(std::string_view keyword) const;
     std::size_t size() const;
 
     // Gives each keyword in `keywords` a letter if it has none, extending the file: under

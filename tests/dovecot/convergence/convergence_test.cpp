@@ -803,12 +803,6 @@ class scenario {
                 int changes = coin(0.7) ? 1 : 2;
                 for (int i = 0; i < changes; ++i) {
                     auto f = pick(flag_pool);
-                    // Left out until the bug is fixed (reported, "chaos bug 1"): removing P
-                    // from a Maildir file does not remove $Forwarded on the other side
-                    // (maildir_store::keeps_keyword answers false for $Forwarded, which has
-                    // no dovecot-keywords letter, so the engine's restore_unkept_keywords
-                    // puts it back).
-                    if (maildir && f == "$Forwarded" && have.count(f)) continue;
                     (have.count(f) ? o.remove : o.add).insert(f);
                 }
                 break;
@@ -941,15 +935,12 @@ class scenario {
         for (int i = 0; i < n; ++i) {
             for (int attempt = 0; attempt < 8; ++attempt) {
                 auto o = random_op(st);
-                // Left out until the bugs are fixed (reported, "chaos bugs 2 and 3"): a move
-                // in a sync that is cut or killed. A failure in the source mailbox still
-                // commits the target mailbox's state, so the next run never lists the
-                // moved message there and expunges it from the source: the message is lost
-                // on the other side (bug 2). A move applied before the cut is recorded with
-                // the flags the destination copy was about to get, so the next run reads
-                // the missing flags as removed and removes them on the side where the user
-                // set them (bug 3).
-                if (o.kind == op_kind::move && log.sync.what != sync_plan::kind::plain) continue;
+                // Left out until the bug is found: a move in a sync that is killed. Seed 2
+                // of imap-maildir fails about one run in six at round 14 (a move on the
+                // Maildir and $Forwarded set on the server, two killed runs): both sides end
+                // without $Forwarded. A move in a cut sync is in (the destination's state
+                // is no longer recorded when the source failed: "chaos bugs 2 and 3").
+                if (o.kind == op_kind::move && log.sync.what == sync_plan::kind::kill) continue;
                 if (try_apply(st, o)) {
                     log.ops.push_back(o);
                     break;

@@ -335,6 +335,25 @@ TEST_P(sync_changes, the_run_after_flag_changes_travelled_opens_no_mailbox) {
     }
 }
 
+// $Forwarded is the 'P' of a Maildir file name, not a dovecot-keywords letter: taken off on
+// either side, it goes on the other ("chaos bug 1": a Maildir file that lost its P got
+// $Forwarded back, as if the folder could not hold it).
+TEST_P(sync_changes, taking_forwarded_off_travels_both_ways) {
+    channel_under_test c(shared_server(), GetParam());
+    c.a().add_new("INBOX", m(1), {"$Forwarded", "\\Seen"});
+    c.a().add_new("INBOX", m(2), {"$Forwarded"});
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    c.b().set_flags("INBOX", m(1), {}, {"$Forwarded"});
+    c.a().set_flags("INBOX", m(2), {}, {"$Forwarded"});
+    auto r2 = c.sync();
+    ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+    auto sa = c.a().snapshot();
+    EXPECT_EQ(sa, c.b().snapshot());
+    EXPECT_EQ(flags_of(sa, "INBOX", m(1)), "\\Seen");
+    EXPECT_EQ(flags_of(sa, "INBOX", m(2)), "");
+}
+
 INSTANTIATE_TEST_SUITE_P(e2e, sync_changes, ::testing::ValuesIn(both_kinds), kind_name);
 
 // Dovecot without CONDSTORE, QRESYNC, UIDPLUS, MOVE and LIST-STATUS: the fall-backs.

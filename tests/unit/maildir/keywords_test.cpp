@@ -42,6 +42,8 @@ TEST(maildir_keywords, missing_file_is_empty_and_assign_creates_it) {
     auto k = keyword_file::load(dir.path());
     ASSERT_TRUE(k) << k.error().message();
     EXPECT_EQ(k->size(), 0u);
+    EXPECT_TRUE(k->holds("$Forwarded"));  // 'P' in the file name, no letter needed
+    EXPECT_FALSE(k->holds("$Junk"));
     std::vector<std::string> kw{"$Junk", "NonJunk", "$Forwarded"};
     auto unfit = k->assign(kw);
     ASSERT_TRUE(unfit) << k->last_error();
@@ -49,6 +51,8 @@ TEST(maildir_keywords, missing_file_is_empty_and_assign_creates_it) {
     EXPECT_EQ(k->letter_of("$Junk"), 'a');
     EXPECT_EQ(k->letter_of("NonJunk"), 'b');
     EXPECT_EQ(k->letter_of("$Forwarded"), std::nullopt);  // that one is 'P'
+    EXPECT_TRUE(k->holds("$junk"));
+    EXPECT_FALSE(k->holds("$Phishing"));
     EXPECT_EQ(read_text(dir / "dovecot-keywords"), "0 $Junk\n1 NonJunk\n");
     EXPECT_FALSE(std::filesystem::exists(dir / "dovecot-keywords.lock"));
     struct stat st {};
