@@ -517,9 +517,8 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         known.status.uidvalidity != 0 && known.status.uidvalidity != rec.uidvalidity;
     // Content keys cost a read of each header: only for messages the engine has not seen
     // under these UIDs, unless it asks for all.
-    // Every key after a UIDVALIDITY change or when asked; in a first listing (no state)
-    // only files that got their UID in this scan need one: the others are this store's
-    // own deliveries, already paired.
+    // Every key after a UIDVALIDITY change or when asked; otherwise only files that got
+    // their UID in this scan or that the records do not know: the others are paired.
     const bool all_keys = known.full || (known.status.uidvalidity != 0 &&
                                          known.status.uidvalidity != rec.uidvalidity);
     // The date (and a size the name does not give) of a message the engine may copy: one
@@ -589,7 +588,11 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         m.size = e.size;
         m.internal_date = e.mtime;
         m.identity = e.base();
-        if ((all_keys || fresh[i]) && known.want_keys) {
+        // A file unknown to the records needs its key even when an earlier scan gave it its
+        // UID: that scan's run may have been killed before it recorded anything, and a
+        // message moved here by a mail client is found again by its key.
+        const bool unrecorded = !std::binary_search(known.uids.begin(), known.uids.end(), uids[i]);
+        if ((all_keys || fresh[i] || unrecorded) && known.want_keys) {
             auto id = f.identify(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
             // A file gone since the scan has no key; the next scan sees it gone.

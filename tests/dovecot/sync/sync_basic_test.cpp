@@ -354,6 +354,30 @@ TEST_P(sync_changes, taking_forwarded_off_travels_both_ways) {
     EXPECT_EQ(flags_of(sa, "INBOX", m(2)), "");
 }
 
+// A message moved on b to another folder and flagged on a, seen first by a run that
+// recorded nothing (a dry run here, a killed run the same): a Maildir gave the file its UID
+// in that run's scan. The next run still finds the message by its content key and moves
+// a's copy along with its flag, instead of expunging it and uploading b's file again.
+TEST_P(sync_changes, a_move_first_seen_by_a_run_that_recorded_nothing_is_still_a_move) {
+    channel_under_test c(shared_server(), GetParam());
+    c.a().create("Archive");
+    c.a().add_new("INBOX", "moved", {"\\Seen"});
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    c.b().move("INBOX", "moved", "Archive");
+    c.a().set_flags("INBOX", "moved", {"$Forwarded"}, {});
+    auto dry = c.sync({"--dry-run"});
+    ASSERT_EQ(dry.exit_code, 0) << dry.describe();
+    const auto saves = c.saves(true);
+    auto r2 = c.sync();
+    ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+    auto sa = c.a().snapshot();
+    EXPECT_EQ(sa, c.b().snapshot());
+    EXPECT_EQ(flags_of(sa, "Archive", "moved"), "$Forwarded \\Seen");
+    EXPECT_EQ(flags_of(sa, "INBOX", "moved"), "<missing>");
+    EXPECT_EQ(c.saves(true), saves) << "moved on a, not uploaded again";
+}
+
 INSTANTIATE_TEST_SUITE_P(e2e, sync_changes, ::testing::ValuesIn(both_kinds), kind_name);
 
 // Dovecot without CONDSTORE, QRESYNC, UIDPLUS, MOVE and LIST-STATUS: the fall-backs.
