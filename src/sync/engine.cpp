@@ -218,6 +218,8 @@ class run {
     std::vector<per_side<std::unique_ptr<store::store>>> lane_stores_;  // by lane
     // Guards what lanes share: pending_, the reports' errors, the progress callback.
     std::mutex mutex_;
+    // The first mailbox whose listing failed in this run (empty: none). See do_expunge.
+    std::string unlisted_;
     const log::logger& log_;
     const progress_fn& on_progress_;
     channel_report report_;
@@ -875,6 +877,18 @@ void run::do_expunge(const std::vector<const expunge_message*>& batch) {
     const auto& first = *batch.front();
     auto* w = work_for(first.mailbox);
     if (!w || w->failed || job_.dry_run) return;
+    if (!unlisted_.empty()) {
+        // A message gone from here on the other side may have moved to the mailbox that
+        // could not be listed, where the planner could not see it arrive: expunged now,
+        // the flags changed on this copy would be lost. The mailbox waits for a run that
+        // lists both (its state is not recorded: the next run lists it in full).
+        std::string text = std::to_string(batch.size()) + " expunge(s) on " +
+                           st(*w, first.on).describe() + " held back, as " + unlisted_ +
+                           " could not be listed; the next run looks again";
+        log_.warning(w->name + ": " + text);
+        w->failed = true;
+        return set_error(*w, text);
+    }
     std::vector<mail::uid> uids;
     for (const auto* a : batch) {
         uids.push_back(a->uid);
@@ -1454,6 +1468,7 @@ channel_report run::go() {
     collect_all();
     std::vector<const mailbox_input*> inputs;
     for (auto& [name, w] : work_) {
+        if (w.failed && unlisted_.empty()) unlisted_ = name;
         if (w.failed || !w.report->collected) continue;
         inputs.push_back(&w.input);
     }
