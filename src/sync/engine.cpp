@@ -114,6 +114,7 @@ struct mailbox_work {
     // Set by the mailbox's lane, or by another lane whose journal commit held its writes.
     std::atomic<bool> failed{false};
     bool guarded = false;
+    bool kept_untouched = false;  // the planner's mailbox_gone: its state is not recorded
     // A server refused some message (a tagged NO to its APPEND): the pair ends failed, but
     // unlike `failed` the run goes on with the mailbox's other messages and actions.
     bool refused = false;
@@ -1265,7 +1266,12 @@ bool same_batch(const move_message& x, const move_message& y) {
 void run::execute(const plan& p) {
     for (const auto& n : p.notices) {
         std::string text = n.text.empty() ? std::string("notice") : n.text;
-        if (auto* w = work_for(n.mailbox)) w->report->notices.push_back(text);
+        auto* w = work_for(n.mailbox);
+        if (w) w->report->notices.push_back(text);
+        // Kept untouched on one side while gone on the other (perhaps only for now: a
+        // folder that is briefly not one): nothing of it synced, so its state stays as it
+        // was, or what arrived on the kept side would never be looked at again.
+        if (w && n.what == notice::kind::mailbox_gone) w->kept_untouched = true;
         log_.warning(n.mailbox + ": " + text);
     }
     for (const auto& g : p.guarded_mailboxes)
@@ -1410,7 +1416,7 @@ void run::commit_states() {
     for (auto& [name, w] : work_) {
         if (!w.report->collected && !w.failed) continue;
         if (!w.state && !w.entry.a && !w.entry.b) continue;  // removed in this run
-        if (w.guarded) continue;
+        if (w.guarded || w.kept_untouched) continue;
         // A mailbox on one side only that this run did not create on the other (the rules
         // forbid it) stays unknown: recorded, it would look removed on the other side.
         if (!w.state && !(w.entry.a && w.entry.b)) continue;

@@ -7,6 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 namespace tandem::e2e {
 namespace {
 
@@ -379,6 +382,31 @@ TEST_P(sync_changes, a_move_first_seen_by_a_run_that_recorded_nothing_is_still_a
 }
 
 INSTANTIATE_TEST_SUITE_P(e2e, sync_changes, ::testing::ValuesIn(both_kinds), kind_name);
+
+// A Maildir folder that for one run is not one (its cur/ a file) is taken as removed on b
+// and kept untouched on a; its state is not recorded then, so that once it is whole again
+// the message that arrived on a meanwhile is copied.
+TEST(sync_folders, a_folder_that_briefly_is_not_one_gets_what_came_meanwhile) {
+    channel_under_test c(shared_server(), both_kinds[0]);
+    c.a().create("Archive");
+    c.a().add_new("Archive", "stays", {});
+    auto r = c.sync();
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    c.a().add_new("Archive", "meanwhile", {});
+    const auto cur = c.b_maildir()->folder_dir("Archive") / "cur";
+    const auto away = cur.parent_path() / "cur.away";
+    std::filesystem::rename(cur, away);
+    std::ofstream(cur) << "not a directory";
+    auto broken = c.sync();
+    EXPECT_TRUE(contains(broken.all(), "kept on side a untouched")) << broken.describe();
+    std::filesystem::remove(cur);
+    std::filesystem::rename(away, cur);
+    auto r2 = c.sync();
+    ASSERT_EQ(r2.exit_code, 0) << r2.describe();
+    auto sa = c.a().snapshot();
+    EXPECT_EQ(sa, c.b().snapshot());
+    EXPECT_EQ(flags_of(c.b().snapshot(), "Archive", "meanwhile"), "");
+}
 
 // Dovecot without CONDSTORE, QRESYNC, UIDPLUS, MOVE and LIST-STATUS: the fall-backs.
 TEST_P(sync_without_extensions, first_sync_second_sync_and_changes) {
