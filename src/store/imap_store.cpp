@@ -535,8 +535,14 @@ struct body_fetch {
     std::optional<std::uint64_t> flowing;  // bytes received when the bodies began
 
     ~body_fetch() {
-        for (auto& [uid, body] : held) discard_spool(body);
+        drop_held();
         for (auto& [seq, sb] : *streamed) remove_file(sb.path);
+    }
+
+    void drop_held() {
+        for (auto& [uid, body] : held) discard_spool(body);
+        held.clear();
+        held_bytes = 0;
     }
 
     void start_flow() {
@@ -607,17 +613,13 @@ struct body_fetch {
             held.pop_front();
             if (auto r = d(uid, std::move(body)); !r) deliver_error = r.error();
         }
-        for (auto& [uid, body] : held) discard_spool(body);
-        held.clear();
-        held_bytes = 0;
+        drop_held();
     }
 
     void abandon() {
         abandoned = true;
         deliver = nullptr;
-        for (auto& [uid, body] : held) discard_spool(body);
-        held.clear();
-        held_bytes = 0;
+        drop_held();
         end_flow();
     }
 };
