@@ -47,6 +47,19 @@ std::optional<std::chrono::microseconds> assumed_round_trip() {
     return std::chrono::milliseconds(ms);
 }
 
+// For tests: INBOX is selected before the listing from this many messages on
+// (imap_store_options::select_inbox_first), so that small mailboxes take that way too.
+store::imap_store_options imap_options() {
+    store::imap_store_options o;
+    if (const char* v = std::getenv("TANDEM_SELECT_INBOX_FIRST")) {
+        std::uint32_t n = 0;
+        const std::string_view text(v);
+        if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc())
+            o.select_inbox_first = n;
+    }
+    return o;
+}
+
 client::auth_mechanism to_client(config::auth_method m) {
     switch (m) {
         case config::auth_method::automatic:
@@ -119,7 +132,7 @@ boost::system::result<std::unique_ptr<store::store>, store_failure> open_store(
     if (!ep) return ep.error();
     ep->measured = recent_rates(journal, s.name);
     std::string text;
-    auto st = store::imap_store::connect(*ep, log, &text);
+    auto st = store::imap_store::connect(*ep, log, &text, imap_options());
     if (!st) {
         return store_failure{
             st.error(), "store " + s.name + ": " + (text.empty() ? st.error().message() : text)};

@@ -32,6 +32,16 @@ bool iequals(std::string_view a, std::string_view b) {
            });
 }
 
+// The value of `key` in `* ID ("key" "value" ...)` (RFC 2971 3.3), empty when absent or NIL.
+std::string id_field(const imap::generic_data& id, std::string_view key) {
+    if (id.args.empty() || id.args[0].type != imap::value::kind::list) return {};
+    const auto& items = id.args[0].items;
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2)
+        if (iequals(items[i].text, key) && items[i + 1].type == imap::value::kind::string)
+            return items[i + 1].text;
+    return {};
+}
+
 // COPYUID and MULTIAPPEND APPENDUID pair UIDs element by element in the order the server
 // wrote them (RFC 4315 3), which a sorted uid_set loses; so the raw text is read here.
 std::vector<mail::uid> expand_in_order(std::string_view set) {
@@ -178,6 +188,7 @@ struct session::impl {
     std::deque<unsolicited> unsol;
     std::uint64_t untagged_count = 0;
     std::string selected;
+    std::string server_software;  // ID "name"
     std::string closing;  // QRESYNC: the mailbox that stays selected until [CLOSED]
     std::optional<imap::status_response> greeting;
     std::optional<std::string> bye;
@@ -643,9 +654,11 @@ struct session::impl {
             tags.push_back(*t);
         }
         if (!ep.id.empty() && has("ID")) {
-            auto t = send(imap::cmd::id(ep.id), [](imap::response& r) {
+            auto t = send(imap::cmd::id(ep.id), [this](imap::response& r) {
                 auto* g = std::get_if<imap::generic_data>(&r);
-                return g && g->name == "ID";
+                if (!g || g->name != "ID") return false;
+                server_software = id_field(*g, "name");
+                return true;
             });
             if (!t) return t.error();
             tags.push_back(*t);
@@ -784,6 +797,9 @@ net::connection::counters session::traffic() const {
 }
 const std::string& session::selected() const {
     return impl_->selected;
+}
+const std::string& session::server_software() const {
+    return impl_->server_software;
 }
 const completion& session::last_error() const {
     return impl_->last_error;

@@ -237,9 +237,29 @@ bool run::wanted(const std::string& name) const {
 }
 
 bool run::list_mailboxes() {
+    auto t = journal_.begin_read();
+    if (!t) {
+        report_.failed = true;
+        report_.failure = t.error();
+        report_.error = "reading the journal failed: " + t.error().message();
+        return false;
+    }
+    auto pairs = journal_.list_pairs(*t, job_.name);
+    if (!pairs) {
+        report_.failed = true;
+        report_.failure = pairs.error();
+        report_.error = "reading the journal failed: " + pairs.error().message();
+        return false;
+    }
+    per_side<std::vector<store::known_mailbox>> known;
+    for (const auto& p : *pairs)
+        if (wanted(p.mailbox))
+            for (side s : both_sides)
+                if (const auto& k = p.state.sides[s]; !k.name.empty())
+                    known[s].push_back({k.name, k.messages});
     // Both accounts work on their listings at once (Dovecot takes half a second for the
     // status of a 200,000-message mailbox); a Maildir is listed while a server works.
-    per_side<bool> ahead{st(side::a).list_ahead(), st(side::b).list_ahead()};
+    per_side<bool> ahead{st(side::a).list_ahead(known.a), st(side::b).list_ahead(known.b)};
     const std::array<side, 2> order = ahead.a && !ahead.b ? std::array<side, 2>{side::b, side::a}
                                                           : std::array<side, 2>{side::a, side::b};
     for (side s : order) {
@@ -257,20 +277,6 @@ bool run::list_mailboxes() {
             w.name = e.name;
             w.entry[s] = std::move(e);
         }
-    }
-    auto t = journal_.begin_read();
-    if (!t) {
-        report_.failed = true;
-        report_.failure = t.error();
-        report_.error = "reading the journal failed: " + t.error().message();
-        return false;
-    }
-    auto pairs = journal_.list_pairs(*t, job_.name);
-    if (!pairs) {
-        report_.failed = true;
-        report_.failure = pairs.error();
-        report_.error = "reading the journal failed: " + pairs.error().message();
-        return false;
     }
     for (auto& p : *pairs) {
         if (!wanted(p.mailbox)) continue;

@@ -40,6 +40,8 @@ struct gate {
         transfers.push_back(std::move(what));
     }
     bool refuse_another = false;
+    // What each list_ahead() was told: "list ahead INBOX=3 Sent=1".
+    std::vector<std::string> lists_ahead;
 
     void enter(const std::string& mailbox) {
         std::unique_lock g(m);
@@ -83,7 +85,15 @@ class gated_store final : public tandem::store::store {
     std::string describe() const override { return inner_.describe(); }
     const std::string& last_error() const override { return inner_.last_error(); }
     result<std::vector<tandem::store::mailbox_entry>> list() override { return inner_.list(); }
-    bool list_ahead() override { return inner_.list_ahead(); }
+    bool list_ahead(std::span<const tandem::store::known_mailbox> known) override {
+        std::string what = "list ahead";
+        for (const auto& k : known) what += " " + k.name + "=" + std::to_string(k.messages);
+        {
+            std::lock_guard g(gate_.m);
+            gate_.lists_ahead.push_back(std::move(what));
+        }
+        return inner_.list_ahead(known);
+    }
     result<tandem::store::mailbox_status> status(const std::string& mailbox) override {
         return inner_.status(mailbox);
     }

@@ -260,6 +260,9 @@ class session {
     net::connection::counters traffic() const;
     // The selected mailbox (UTF-8), empty when none.
     const std::string& selected() const;
+    // The "name" field of the server's ID answer (RFC 2971 3.3), such as "Dovecot"; empty
+    // when it gave none.
+    const std::string& server_software() const;
     // The last tagged NO/BAD (or BYE), for messages like "APPEND to Sent failed: ...".
     const completion& last_error() const;
     // Unsolicited updates since the last call, oldest first.

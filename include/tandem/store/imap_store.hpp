@@ -32,6 +32,9 @@ struct imap_store_options {
     // the message less at the peak). Smaller ones are not worth the parser's search for
     // which body a literal is.
     std::uint64_t direct_threshold = 64 * 1024;
+    // On Dovecot, an INBOX that held this many messages at the last run is selected before
+    // the LIST (list_ahead()); 0: never.
+    std::uint32_t select_inbox_first = 10000;
 };
 
 // What fetch() received and how long it took, over all the connections of one account
@@ -70,7 +73,11 @@ class imap_store final : public store {
     // one flight. The mailbox selected at the time gets no status (RFC 9051 6.3.11: STATUS of
     // the selected mailbox may be stale): ask status() for it.
     result<std::vector<mailbox_entry>> list() override;
-    bool list_ahead() override;
+    // Dovecot keeps INBOX out of its mailbox list index, and once a LIST has run in a
+    // session, its status costs a full read of a Maildir's dovecot-uidlist (0.13-0.19 s for
+    // 200,000 messages, Dovecot 2.3.19): a large INBOX (imap_store_options::
+    // select_inbox_first) is selected before, and its status comes from the open mailbox.
+    bool list_ahead(std::span<const known_mailbox> known) override;
     void select_ahead(const std::string& mailbox) override;
     result<mailbox_status> status(const std::string& mailbox) override;
     // The status returned is the one of the SELECT (HIGHESTMODSEQ as of its tagged OK, RFC

@@ -121,6 +121,13 @@ class appender {
     virtual result<std::vector<mail::uid>> finish() = 0;
 };
 
+// A mailbox of a store as the journal recorded it at the last run: its name as the store
+// spells it and how many messages it held.
+struct known_mailbox {
+    std::string name;
+    std::uint32_t messages = 0;
+};
+
 class store {
   public:
     virtual ~store() = default;
@@ -132,8 +139,13 @@ class store {
 
     virtual result<std::vector<mailbox_entry>> list() = 0;
     // Starts the listing that the next list() returns, so that two stores list at the same
-    // time: an IMAP store sends its LIST and returns true. Errors show in list().
-    virtual bool list_ahead() { return false; }
+    // time: an IMAP store sends its LIST and returns true. Errors show in list(). `known` is
+    // what the journal holds of the store's mailboxes from the last run (a store may open one
+    // first that is costly to list otherwise).
+    virtual bool list_ahead(std::span<const known_mailbox> known) {
+        (void)known;
+        return false;
+    }
     virtual result<mailbox_status> status(const std::string& mailbox) = 0;
     virtual result<mailbox_changes> changes(const std::string& mailbox,
                                             const known_state& known) = 0;

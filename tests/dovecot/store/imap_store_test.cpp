@@ -85,7 +85,13 @@ struct captured_log {
 
 class imap_store_test : public ::testing::Test {
   protected:
-    static void SetUpTestSuite() { server_ = new test::dovecot(); }
+    static void SetUpTestSuite() {
+        test::dovecot_options o;
+        // Accounts whose INBOX one test has to itself.
+        o.users.push_back({"inboxfirst", "inboxfirst-secret"});
+        o.users.push_back({"inboxchanges", "inboxchanges-secret"});
+        server_ = new test::dovecot(o);
+    }
     static void TearDownTestSuite() {
         delete server_;
         server_ = nullptr;
@@ -116,6 +122,38 @@ class imap_store_test : public ::testing::Test {
             imap_store::connect(tunnel(), log_.logger(log::level::trace), &why, std::move(options));
         if (!s) ADD_FAILURE() << why;
         return s ? std::move(*s) : nullptr;
+    }
+
+    // A traced store of `user`'s account (its own INBOX), as open_traced().
+    std::unique_ptr<imap_store> open_traced_as(const std::string& user,
+                                               imap_store_options options = {}) {
+        auto ep = tunnel();
+        ep.tunnel = server_->tunnel_argv(user);
+        ep.user = user;
+        std::string why;
+        auto s = imap_store::connect(ep, log_.logger(log::level::trace), &why, std::move(options));
+        if (!s) ADD_FAILURE() << why;
+        return s ? std::move(*s) : nullptr;
+    }
+
+    // The commands a traced store sent so far that contain `text`.
+    std::vector<std::string> sent_lines(std::string_view text) {
+        std::lock_guard g(log_.m);
+        std::vector<std::string> out;
+        for (const auto& l : log_.lines)
+            if (l.find(" C: ") != std::string::npos && l.find(text) != std::string::npos)
+                out.push_back(l.substr(l.find(" C: ") + 4));
+        return out;
+    }
+
+    // Where the first command containing `text` is among the lines logged; npos if none.
+    std::size_t first_sent(std::string_view text) {
+        std::lock_guard g(log_.m);
+        for (std::size_t i = 0; i < log_.lines.size(); ++i)
+            if (log_.lines[i].find(" C: ") != std::string::npos &&
+                log_.lines[i].find(text) != std::string::npos)
+                return i;
+        return std::string::npos;
     }
 
     // A traced store that spools into spool_ (empty again once every body was taken).
@@ -180,6 +218,16 @@ class imap_store_test : public ::testing::Test {
         k.status = status;
         for (auto& m : test::list_messages(*server_, "alice", box)) k.uids.push_back(m.uid);
         auto c = next->changes(box, k);
+        EXPECT_TRUE(c) << next->last_error();
+        return c ? std::move(*c) : mailbox_changes{};
+    }
+
+    // What a next run of `user` hears of in `box`, having recorded `known`.
+    mailbox_changes next_run_changes_as(const std::string& user, const std::string& box,
+                                        const known_state& known, imap_store_options options) {
+        auto next = open_traced_as(user, std::move(options));
+        if (!next) return {};
+        auto c = next->changes(box, known);
         EXPECT_TRUE(c) << next->last_error();
         return c ? std::move(*c) : mailbox_changes{};
     }
@@ -1799,6 +1847,132 @@ TEST_F(imap_store_test, qresync_changes_fold_updates_that_arrive_meanwhile) {
     EXPECT_EQ(c->messages[1].identity, "abc");
     EXPECT_EQ(c->messages[1].internal_date, 1709630430);
     EXPECT_TRUE(c->messages[1].content_key.starts_with("<n@x>/42/")) << c->messages[1].content_key;
+}
+
+// On Dovecot, an INBOX that held imap_store_options::select_inbox_first messages at the
+// last run is selected before the LIST (imap_store::list_ahead()), and the LIST's status of
+// it, which comes from that selection, is kept. Below that, or with INBOX unknown, the LIST
+// goes first and nothing is selected.
+TEST_F(imap_store_test, a_large_inbox_is_selected_before_the_list) {
+    const std::string user = "inboxfirst";
+    for (int i = 0; i < 3; ++i)
+        test::append_message(*server_, user, "INBOX", test::make_message("m" + std::to_string(i)));
+    imap_store_options o;
+    o.select_inbox_first = 3;
+    for (std::uint32_t last : {3u, 2u, 0u}) {
+        SCOPED_TRACE("INBOX held " + std::to_string(last));
+        {
+            std::lock_guard g(log_.m);
+            log_.lines.clear();
+        }
+        auto s = open_traced_as(user, o);
+        ASSERT_TRUE(s);
+        std::vector<known_mailbox> known;
+        if (last) known.push_back({"INBOX", last});
+        ASSERT_TRUE(s->list_ahead(known));
+        auto listed = s->list();
+        ASSERT_TRUE(listed) << s->last_error();
+        auto inbox = std::find_if(listed->begin(), listed->end(),
+                                  [](const mailbox_entry& e) { return e.name == "INBOX"; });
+        ASSERT_NE(inbox, listed->end());
+        ASSERT_TRUE(inbox->status) << "the status of INBOX is kept\n" << log_.text();
+        const auto outside = test::status(*server_, user, "INBOX");
+        EXPECT_EQ(inbox->status->messages, 3u);
+        EXPECT_EQ(inbox->status->uidnext, outside.uidnext);
+        EXPECT_EQ(inbox->status->uidvalidity, outside.uidvalidity);
+        EXPECT_EQ(inbox->status->highestmodseq, outside.highestmodseq);
+        const auto select = first_sent("SELECT INBOX");
+        const auto list = first_sent("LIST ");
+        ASSERT_NE(list, std::string::npos) << log_.text();
+        if (last == 3) {
+            ASSERT_NE(select, std::string::npos) << log_.text();
+            EXPECT_LT(select, list) << log_.text();
+            EXPECT_EQ(s->session().selected(), "INBOX");
+        } else {
+            EXPECT_EQ(select, std::string::npos) << log_.text();
+            EXPECT_TRUE(s->session().selected().empty());
+        }
+    }
+}
+
+// The changes of an INBOX selected before the LIST come in that selection: one SELECT, then
+// UID FETCH (CHANGEDSINCE n VANISHED). What another client did before the SELECT is in the
+// answer; what it did after is there or in the next run's, never lost between the two. A
+// write there needs no other SELECT.
+TEST_F(imap_store_test, the_changes_of_an_inbox_selected_before_the_list_come_in_that_selection) {
+    const std::string user = "inboxchanges";
+    std::vector<std::uint32_t> u;
+    for (int i = 0; i < 4; ++i)
+        u.push_back(test::append_message(*server_, user, "INBOX",
+                                         test::make_message("m" + std::to_string(i))));
+    imap_store_options o;
+    o.select_inbox_first = 4;
+    known_state known;
+    {
+        auto first = open_traced_as(user, o);
+        ASSERT_TRUE(first);
+        auto c = first->changes("INBOX", {});
+        ASSERT_TRUE(c) << first->last_error();
+        known = known_from(*c);
+    }
+    test::store_flags(*server_, user, "INBOX", u[0], "+FLAGS", {"\\Flagged"});
+    test::expunge_message(*server_, user, "INBOX", u[1]);
+    const auto u5 = test::append_message(*server_, user, "INBOX", test::make_message("m4"));
+    {
+        std::lock_guard g(log_.m);
+        log_.lines.clear();
+    }
+    auto s = open_traced_as(user, o);
+    ASSERT_TRUE(s);
+    const std::vector<known_mailbox> last{{"INBOX", 4}};
+    ASSERT_TRUE(s->list_ahead(last));
+    ASSERT_TRUE(s->list()) << s->last_error();
+    // After the SELECT.
+    test::store_flags(*server_, user, "INBOX", u[3], "+FLAGS", {"\\Seen"});
+    test::expunge_message(*server_, user, "INBOX", u[2]);
+
+    auto c = s->changes("INBOX", known);
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_EQ(sent_lines("SELECT").size(), 1u) << log_.text();
+    EXPECT_EQ(
+        sent_lines("(CHANGEDSINCE " + std::to_string(known.status.highestmodseq) + " VANISHED)")
+            .size(),
+        1u)
+        << log_.text();
+    auto gone = [](const mailbox_changes& ch, mail::uid x) {
+        return std::find(ch.vanished.begin(), ch.vanished.end(), x) != ch.vanished.end();
+    };
+    EXPECT_TRUE(gone(*c, u[1])) << log_.text();
+    auto* flagged = find(c->messages, u[0]);
+    ASSERT_TRUE(flagged) << log_.text();
+    EXPECT_TRUE(flagged->flags.has(mail::system_flag::flagged));
+    auto* added = find(c->messages, u5);
+    ASSERT_TRUE(added) << log_.text();
+    EXPECT_GT(added->size, 0u);
+
+    // The next run, from what this one returned, hears of the rest if this one did not.
+    known_state then = known_from(*c);
+    then.uids.clear();
+    for (auto x : known.uids)
+        if (!gone(*c, x)) then.uids.push_back(x);
+    then.uids.push_back(u5);
+    auto next = next_run_changes_as(user, "INBOX", then, o);
+    EXPECT_TRUE(gone(*c, u[2]) || gone(next, u[2])) << log_.text();
+    auto seen = [&](const mailbox_changes& ch) {
+        auto* m = find(ch.messages, u[3]);
+        return m && m->flags.has(mail::system_flag::seen);
+    };
+    EXPECT_TRUE(seen(*c) || seen(next)) << log_.text();
+
+    // A write in the same selection (the next run's store logged its own SELECT).
+    const auto selects = sent_lines("SELECT").size();
+    const std::vector<flag_change> change{{u5, flags({"\\Answered"}), {}}};
+    ASSERT_TRUE(s->set_flags("INBOX", change)) << s->last_error();
+    EXPECT_EQ(sent_lines("SELECT").size(), selects) << log_.text();
+    auto after = test::list_messages(*server_, user, "INBOX");
+    auto it = std::find_if(after.begin(), after.end(), [&](auto& m) { return m.uid == u5; });
+    ASSERT_NE(it, after.end());
+    EXPECT_EQ(it->flags, (std::vector<std::string>{"\\Answered"}));
 }
 
 }  // namespace

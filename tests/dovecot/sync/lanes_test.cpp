@@ -60,7 +60,7 @@ class lanes : public ::testing::Test {
     }
 
     // A new user each test: the suite's server is shared.
-    static constexpr int users_per_name = 6;
+    static constexpr int users_per_name = 7;
     static std::string fresh(const std::string& name) {
         static std::map<std::string, int> used;
         const int n = ++used[name];
@@ -317,6 +317,28 @@ TEST_F(lanes, the_next_batch_of_a_copy_is_fetched_ahead) {
         }
     EXPECT_EQ(delivered.size(), bodies.size());
     EXPECT_TRUE(delivered == bodies) << "a body differs";
+}
+
+// Each store's listing is told what the journal recorded of its mailboxes at the last run
+// (store::list_ahead(): an IMAP store may select a large INBOX first).
+TEST_F(lanes, each_listing_is_told_what_the_last_run_recorded) {
+    fill();
+    auto a = imap(alice_);
+    auto b = maildir();
+    ASSERT_TRUE(a && b);
+    gate ga, gb;
+    ga.wanted = gb.wanted = 1;
+    ASSERT_FALSE(sync(*a, *b, ga, gb, 1).any_failed());
+    EXPECT_EQ(ga.lists_ahead, std::vector<std::string>{"list ahead"});
+    test::append_message(*server_, alice_, "INBOX", test::make_message("one more"), {});
+    ASSERT_FALSE(sync(*a, *b, ga, gb, 1).any_failed());
+    ASSERT_EQ(ga.lists_ahead.size(), 2u);
+    std::string expected = "list ahead";
+    for (const auto& f : std::set<std::string>(folders.begin(), folders.end()))
+        expected += " " + f + "=3";
+    EXPECT_EQ(ga.lists_ahead[1], expected);
+    ASSERT_EQ(gb.lists_ahead.size(), 2u);
+    EXPECT_NE(gb.lists_ahead[1].find(" INBOX="), std::string::npos) << gb.lists_ahead[1];
 }
 
 }  // namespace
