@@ -1097,6 +1097,11 @@ store::opener imap_store::another() {
     };
 }
 
+bool imap_store::is_open(const std::string& mailbox) {
+    auto srv = impl_->server_name(mailbox);
+    return srv && impl_->s->selected() == *srv;
+}
+
 void imap_store::select_ahead(const std::string& mailbox) {
     auto& d = *impl_;
     auto srv = d.server_name(mailbox);

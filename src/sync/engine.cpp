@@ -359,6 +359,12 @@ void run::collect_all() {
     }
     std::stable_sort(busy.begin(), busy.end(),
                      [](const auto& x, const auto& y) { return x.first > y.first; });
+    // A mailbox that a store has open (the INBOX an IMAP store selected before its listing)
+    // goes first: opening another closes it, and opening it again costs Dovecot a full read
+    // of a Maildir's uid list (0.4 s at 200,000 messages).
+    std::stable_partition(busy.begin(), busy.end(), [&](const auto& b) {
+        return st(side::a).is_open(b.second->name) || st(side::b).is_open(b.second->name);
+    });
     std::uint64_t work = 0;
     for (const auto& [n, w] : busy) work += n;
     const std::size_t wanted = std::min<std::size_t>(

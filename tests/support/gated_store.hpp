@@ -42,6 +42,10 @@ struct gate {
     bool refuse_another = false;
     // What each list_ahead() was told: "list ahead INBOX=3 Sent=1".
     std::vector<std::string> lists_ahead;
+    // The mailboxes of changes() calls in the order they came.
+    std::vector<std::string> changes_order;
+    // is_open() says so for this one too.
+    std::string open_mailbox;
 
     void enter(const std::string& mailbox) {
         std::unique_lock g(m);
@@ -94,11 +98,18 @@ class gated_store final : public tandem::store::store {
         }
         return inner_.list_ahead(known);
     }
+    bool is_open(const std::string& mailbox) override {
+        return mailbox == gate_.open_mailbox || inner_.is_open(mailbox);
+    }
     result<tandem::store::mailbox_status> status(const std::string& mailbox) override {
         return inner_.status(mailbox);
     }
     result<tandem::store::mailbox_changes> changes(
         const std::string& mailbox, const tandem::store::known_state& known) override {
+        {
+            std::lock_guard g(gate_.m);
+            gate_.changes_order.push_back(mailbox);
+        }
         gate_.enter(mailbox);
         auto r = inner_.changes(mailbox, known);
         gate_.leave(mailbox);

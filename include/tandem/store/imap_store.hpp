@@ -78,6 +78,7 @@ class imap_store final : public store {
     // 200,000 messages, Dovecot 2.3.19): a large INBOX (imap_store_options::
     // select_inbox_first) is selected before, and its status comes from the open mailbox.
     bool list_ahead(std::span<const known_mailbox> known) override;
+    bool is_open(const std::string& mailbox) override;
     void select_ahead(const std::string& mailbox) override;
     result<mailbox_status> status(const std::string& mailbox) override;
     // The status returned is the one of the SELECT (HIGHESTMODSEQ as of its tagged OK, RFC

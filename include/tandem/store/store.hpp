@@ -147,6 +147,12 @@ class store {
         return false;
     }
     virtual result<mailbox_status> status(const std::string& mailbox) = 0;
+    // Whether the store has `mailbox` open now (an IMAP store: selected), so that its
+    // changes() cost least before another mailbox is opened.
+    virtual bool is_open(const std::string& mailbox) {
+        (void)mailbox;
+        return false;
+    }
     virtual result<mailbox_changes> changes(const std::string& mailbox,
                                             const known_state& known) = 0;
     // Gets `mailbox` ready for the writes that the run may bring there (an IMAP store

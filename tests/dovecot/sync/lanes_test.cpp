@@ -60,7 +60,7 @@ class lanes : public ::testing::Test {
     }
 
     // A new user each test: the suite's server is shared.
-    static constexpr int users_per_name = 7;
+    static constexpr int users_per_name = 8;
     static std::string fresh(const std::string& name) {
         static std::map<std::string, int> used;
         const int n = ++used[name];
@@ -339,6 +339,41 @@ TEST_F(lanes, each_listing_is_told_what_the_last_run_recorded) {
     EXPECT_EQ(ga.lists_ahead[1], expected);
     ASSERT_EQ(gb.lists_ahead.size(), 2u);
     EXPECT_NE(gb.lists_ahead[1].find(" INBOX="), std::string::npos) << gb.lists_ahead[1];
+}
+
+// A mailbox that a store has open is looked at first, whatever its size: opening another
+// would close it (store::is_open; an IMAP store's INBOX selected before its listing).
+TEST_F(lanes, a_mailbox_open_already_is_looked_at_first) {
+    fill();
+    auto a = imap(alice_);
+    auto b = maildir();
+    ASSERT_TRUE(a && b);
+    gate ga, gb;
+    ga.wanted = gb.wanted = 1;
+    ASSERT_FALSE(sync(*a, *b, ga, gb, 1).any_failed());
+    // Sent gets the fewest new messages: the smallest, the last by size.
+    int n = 0;
+    for (const auto& f : folders) {
+        for (int i = 0; i < (f == "Sent" ? 1 : 5); ++i)
+            test::append_message(*server_, alice_, f,
+                                 test::make_message("new " + std::to_string(++n)), {});
+    }
+    ga.changes_order.clear();
+    ga.open_mailbox = "Sent";
+    ASSERT_FALSE(sync(*a, *b, ga, gb, 1).any_failed());
+    ASSERT_EQ(ga.changes_order.size(), folders.size());
+    EXPECT_EQ(ga.changes_order.front(), "Sent");
+    ga.changes_order.clear();
+    ga.open_mailbox.clear();
+    for (const auto& f : folders)
+        for (int i = 0; i < (f == "Sent" ? 1 : 5); ++i)
+            test::append_message(*server_, alice_, f,
+                                 test::make_message("more " + std::to_string(++n)), {});
+    auto fresh = imap(alice_);  // nothing selected
+    ASSERT_TRUE(fresh);
+    ASSERT_FALSE(sync(*fresh, *b, ga, gb, 1).any_failed());
+    ASSERT_EQ(ga.changes_order.size(), folders.size());
+    EXPECT_EQ(ga.changes_order.back(), "Sent") << "the largest first otherwise";
 }
 
 }  // namespace
