@@ -908,17 +908,29 @@ result<imap::status_data> session::status(std::string_view mailbox,
     return *got;
 }
 
-result<select_result> session::select(std::string_view mailbox, const select_options& options) {
+// What a SELECT sent and not yet waited for gathers (session::select_send): its handlers own
+// it, so that it outlives the caller's frame.
+struct select_state {
+    select_result res;
+    completion answer;  // the SELECT's own, whatever its followers answer
+    std::function<void(imap::fetch_data&&)> on_changed;
+    std::function<void(const select_result&)> on_selected;
+};
+
+result<select_flight> session::select_send(std::string_view mailbox,
+                                           const select_options& options) {
     auto& p = *impl_;
     auto name = p.wire_name(mailbox);
     if (!name) return name.error();
-    select_result res;
+    auto st = std::make_shared<select_state>();
+    st->on_changed = options.on_changed;
+    st->on_selected = options.on_selected;
     imap::cmd::select_options so;
     if (options.qresync && session::qresync_enabled()) {
         so.qresync =
             imap::cmd::qresync_params{options.qresync->uidvalidity, options.qresync->modseq,
                                       options.qresync->known_uids.to_string()};
-        res.qresync = true;
+        st->res.qresync = true;
     } else if (options.condstore && (p.has("CONDSTORE") || session::qresync_enabled())) {
         so.condstore = true;
     }
@@ -928,7 +940,8 @@ result<select_result> session::select(std::string_view mailbox, const select_opt
     bool wait_closed = session::qresync_enabled() && !p.selected.empty();
     if (wait_closed) p.closing = p.selected;
     p.selected = std::string(mailbox);
-    auto handler = [&](imap::response& r) {
+    auto handler = [&p, st](imap::response& r) {
+        auto& res = st->res;
         if (auto* s = std::get_if<imap::status_response>(&r)) {
             if (!s->code) return false;
             using k = imap::response_code::kind;
@@ -972,8 +985,8 @@ result<select_result> session::select(std::string_view mailbox, const select_opt
             return true;
         }
         if (auto* f = std::get_if<imap::fetch_data>(&r); f && res.qresync && f->uid) {
-            if (options.on_changed)
-                options.on_changed(std::move(*f));
+            if (st->on_changed)
+                st->on_changed(std::move(*f));
             else
                 res.changed.push_back(std::move(*f));
             return true;
@@ -986,28 +999,36 @@ result<select_result> session::select(std::string_view mailbox, const select_opt
         p.selected.clear();
         return tag.error();
     }
-    completion answer;  // the SELECT's own, whatever its followers answer
     if (auto pend = p.find_inflight(*tag)) {
-        pend->on_tagged = [&](const imap::status_response& s) {
-            answer = {s.cond, s.code, s.text};
-            if (s.cond != imap::condition::ok || !options.on_selected) return;
+        pend->on_tagged = [&p, st](const imap::status_response& s) {
+            st->answer = {s.cond, s.code, s.text};
+            p.closing.clear();  // no [CLOSED] after the tagged answer
+            if (s.cond != imap::condition::ok || !st->on_selected) return;
             if (s.code && s.code->type == imap::response_code::kind::highestmodseq)
-                res.highestmodseq = s.code->number;
-            options.on_selected(res);
+                st->res.highestmodseq = s.code->number;
+            st->on_selected(st->res);
         };
     }
+    select_flight flight{*tag, st};
     for (auto& [command, h] : options.pipelined) {
         auto t = p.send(command, h);
         if (!t) {
             // Not queued: the SELECT still is; its answer and those queued come all the same.
-            (void)p.wait(*tag);
-            for (auto& q : res.pipelined) (void)p.wait(q);
-            p.closing.clear();
+            (void)select_wait(flight);
             return t.error();
         }
-        res.pipelined.push_back(*t);
+        st->res.pipelined.push_back(*t);
     }
-    auto c = p.wait(*tag);
+    if (auto r = flush(); !r) return r.error();
+    return flight;
+}
+
+result<select_result> session::select_wait(select_flight& flight) {
+    auto& p = *impl_;
+    auto st = std::move(flight.state);
+    if (!st) return error_code(errc::invalid_argument);
+    auto& res = st->res;
+    auto c = p.wait(flight.tag);
     p.closing.clear();
     if (!c) {
         p.selected.clear();  // RFC 3501 6.3.1: a failed SELECT leaves no mailbox selected
@@ -1015,7 +1036,7 @@ result<select_result> session::select(std::string_view mailbox, const select_opt
         // last_error() stays the SELECT's.
         for (auto& q : res.pipelined)
             if (auto r = p.wait(q); !r && p.broken) break;
-        if (!p.broken && c.error() != errc::server_bye) p.last_error = answer;
+        if (!p.broken && c.error() != errc::server_bye) p.last_error = st->answer;
         return c.error();
     }
     res.done = *c;
@@ -1025,7 +1046,13 @@ result<select_result> session::select(std::string_view mailbox, const select_opt
         if (c->code->type == k::highestmodseq) res.highestmodseq = c->code->number;
     }
     if (res.nomodseq) res.highestmodseq = 0;
-    return res;
+    return std::move(res);
+}
+
+result<select_result> session::select(std::string_view mailbox, const select_options& options) {
+    auto flight = select_send(mailbox, options);
+    if (!flight) return flight.error();
+    return select_wait(*flight);
 }
 
 result<fetch_result> session::uid_fetch(const imap::uid_set& uids,

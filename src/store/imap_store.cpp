@@ -655,7 +655,7 @@ struct imap_store::impl {
     // list_ahead() selected INBOX before its LIST (select_inbox_first()): for list(), and
     // for the changes() that may follow in that selection (the SELECT's answer and which
     // one it was of impl::selections).
-    bool selected_before_list = false;
+    std::optional<client::select_flight> selecting_before_list;
     std::optional<client::select_result> inbox_selection;
     std::uint64_t inbox_selection_at = 0;
     // fetch_ahead()'s UID FETCH, until the fetch() it was sent for takes it.
@@ -1141,7 +1141,19 @@ client::session& imap_store::session() {
 result<std::vector<mailbox_entry>> imap_store::impl::list() {
     auto listed = s->list("*");
     // INBOX, selected for this LIST: what the LIST says of it is what the SELECT found.
-    const bool selected_is_current = std::exchange(selected_before_list, false);
+    bool selected_is_current = false;
+    if (auto flight = std::exchange(selecting_before_list, std::nullopt)) {
+        auto sel = s->select_wait(*flight);
+        if (sel) {
+            selected_permanent_flags = sel->permanent_flags;
+            selected_modseq = sel->nomodseq ? 0 : sel->highestmodseq;
+            inbox_selection = std::move(*sel);
+            inbox_selection_at = selections;
+            selected_is_current = true;
+        } else {
+            log.debug(description + ": SELECT INBOX before the LIST: " + words(sel.error()));
+        }
+    }
     if (!listed) return fail(listed.error(), "LIST");
     if (!listed->empty()) {
         auto with = std::find_if(listed->begin(), listed->end(),
@@ -1237,10 +1249,10 @@ bool imap_store::list_ahead(std::span<const known_mailbox> known) {
 // (mailbox_list_index_include_inbox = no) and opens, and which after any LIST in the session
 // it opens by reading dovecot-uidlist in full (a SELECT then costs as much). Selected
 // first, INBOX opens from its index in 1-6 ms, and the LIST-STATUS answers in under 1 ms
-// from the open mailbox, as the SELECT found it one round trip before (a change in between
-// shows in the next run, as one during the run does). No NOOP to bring it up to date: sent
-// with the LIST, Dovecot syncs INBOX after the LIST, the slow way. A SELECT, not an EXAMINE:
-// a run that writes there needs no other (\Recent goes as with any SELECT of it).
+// from the open mailbox, as the SELECT found it just before (both go out in one flight; the
+// LIST runs once the SELECT is done). A SELECT, not an EXAMINE: a run that writes there needs
+// no other (\Recent goes as with any SELECT of it). No NOOP: Dovecot runs a NOOP's sync after
+// the commands that follow it, and behind the LIST that sync is the slow one.
 void imap_store::impl::select_inbox_first(std::span<const known_mailbox> known) {
     if (options.select_inbox_first == 0 || s->server_software() != "Dovecot" ||
         !s->selected().empty())
@@ -1248,16 +1260,20 @@ void imap_store::impl::select_inbox_first(std::span<const known_mailbox> known) 
     auto inbox = std::find_if(known.begin(), known.end(),
                               [](const known_mailbox& k) { return k.name == "INBOX"; });
     if (inbox == known.end() || inbox->messages < options.select_inbox_first) return;
+    discard_unsolicited();
+    drop_fetch_ahead();
+    ++selections;
+    selected_permanent_flags.clear();
+    selected_modseq = 0;
     client::select_options so;
     so.condstore = true;
-    auto sel = select("INBOX", "INBOX", so);
-    if (!sel) {
-        log.debug(description + ": SELECT INBOX before the LIST: " + sel.error().message());
+    // Its answer is read in list(), after the LIST's: both go out now.
+    auto flight = s->select_send("INBOX", so);
+    if (!flight) {
+        log.debug(description + ": SELECT INBOX before the LIST: " + words(flight.error()));
         return;
     }
-    selected_before_list = true;
-    inbox_selection = std::move(*sel);
-    inbox_selection_at = selections;
+    selecting_before_list = std::move(*flight);
 }
 
 result<mailbox_status> imap_store::status(const std::string& mailbox) {

@@ -174,6 +174,13 @@ struct select_result {
     completion done;
 };
 
+// A SELECT sent and not yet waited for (session::select_send).
+struct select_state;
+struct select_flight {
+    std::string tag;
+    std::shared_ptr<select_state> state;
+};
+
 struct fetch_options {
     std::optional<mail::modseq> changed_since;  // needs CONDSTORE
     bool vanished = false;                      // needs QRESYNC enabled and changed_since
@@ -290,6 +297,11 @@ class session {
                                      const std::vector<std::string>& items = {"MESSAGES", "UIDNEXT",
                                                                               "UIDVALIDITY"});
     result<select_result> select(std::string_view mailbox, const select_options& options = {});
+    // select() in two halves: the SELECT (and the commands of options.pipelined) go out now,
+    // and the mailbox counts as selected from now on; select_wait() reads its answer, which
+    // any later wait may read first (its data then waits in the flight).
+    result<select_flight> select_send(std::string_view mailbox, const select_options& options = {});
+    result<select_result> select_wait(select_flight& flight);
     // UID FETCH with items as given ("FLAGS", "BODY.PEEK[]", ...; UID is added). Each message
     // goes to `on_message` as it completes; bodies go to the sinks that `bodies` returns
     // (in pieces), or stay in fetch_data when it returns nullptr or is empty.

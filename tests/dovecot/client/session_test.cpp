@@ -584,6 +584,52 @@ TEST_P(session_test, a_listing_sent_ahead_is_read_by_the_next_list) {
     ASSERT_TRUE(s->noop());  // the session is still in step
 }
 
+// select_send() puts the SELECT on the wire and the mailbox counts as selected at once; a
+// LIST sent behind it is answered after it, and select_wait() still gets the SELECT's answer
+// read meanwhile. A failed one leaves nothing selected. The server names itself in ID.
+TEST_P(session_test, a_select_sent_ahead_is_read_after_the_list_behind_it) {
+    std::mutex m;
+    std::string trace;
+    auto ep = traced_endpoint(m, trace);
+    auto opened = session::connect(ep);
+    ASSERT_TRUE(opened);
+    auto& s = *opened;
+    EXPECT_EQ(s->server_software(), "Dovecot");
+    std::string box = fresh_mailbox(*s);
+    ASSERT_TRUE(
+        s->append(box, {{{}, std::nullopt, imap::literal_data::from_memory(message_text("m1"))},
+                        {{}, std::nullopt, imap::literal_data::from_memory(message_text("m2"))}}));
+    auto plain = s->select(box);
+    ASSERT_TRUE(plain) << s->last_error().describe();
+    ASSERT_TRUE(s->unselect());
+
+    auto flight = s->select_send(box);
+    ASSERT_TRUE(flight) << s->last_error().describe();
+    EXPECT_EQ(s->selected(), box);
+    {
+        std::lock_guard lock(m);
+        EXPECT_NE(trace.find(" SELECT "), std::string::npos) << "sent before any wait\n" << trace;
+    }
+    ASSERT_TRUE(s->list_ahead(box));
+    auto listed = s->list(box);
+    ASSERT_TRUE(listed) << s->last_error().describe();
+    ASSERT_EQ(listed->size(), 1u);
+    auto sel = s->select_wait(*flight);
+    ASSERT_TRUE(sel) << s->last_error().describe();
+    EXPECT_EQ(sel->exists, 2u);
+    EXPECT_EQ(sel->uidvalidity, plain->uidvalidity);
+    EXPECT_EQ(sel->uidnext, plain->uidnext);
+    EXPECT_EQ(s->selected(), box);
+
+    auto missing = s->select_send(box + "/none");
+    ASSERT_TRUE(missing);
+    auto failed = s->select_wait(*missing);
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error(), errc::command_failed);
+    EXPECT_TRUE(s->selected().empty());
+    ASSERT_TRUE(s->noop());  // the session is still in step
+}
+
 TEST_P(session_test, the_trace_never_shows_the_password) {
     if (GetParam().how == mode::tunnel) return;  // no login over the tunnel
     std::mutex m;
