@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include <cinttypes>
+#include <fstream>
 #include <iostream>
 #include <random>
 
@@ -995,10 +996,33 @@ class scenario {
         std::vector<std::string> args{"sync", "--config", config_path().string()};
         if (options().verbose) args.push_back("-vv");
         auto r = e2e::run_tandem(args, o);
+        if (r.err.find("is in use by") != std::string::npos) r.err += lock_holders();
         if (options().verbose)
             std::cerr << "  [sync] exit " << r.exit_code << (r.killed ? " (killed)" : "") << "\n"
                       << r.err;
         return r;
+    }
+
+    // Which processes hold the journal's lock file open now, with their state: for a sync
+    // that found the journal in use after the one before it was killed.
+    std::string lock_holders() const {
+        std::string out = "  [journal.lock held by:";
+        const auto lock = fs::weakly_canonical(dir_.path() / "state" / "journal.lock");
+        std::error_code ec;
+        for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+            const auto pid = proc.path().filename().string();
+            if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+            std::error_code fec;
+            for (const auto& fd : fs::directory_iterator(proc.path() / "fd", fec)) {
+                std::error_code lec;
+                if (fs::read_symlink(fd.path(), lec) != lock) continue;
+                std::ifstream stat(proc.path() / "stat");
+                std::string line;
+                std::getline(stat, line);
+                out += " {" + line.substr(0, 120) + "}";
+            }
+        }
+        return out + "]\n";
     }
 
     store_snapshot snapshot_of(const view& v) const {
