@@ -576,8 +576,10 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
             }
             continue;
         }
-        if (all_dates || fresh[i] || !maildir::size_hint(e.base()) ||
-            !std::binary_search(known.uids.begin(), known.uids.end(), uids[i])) {
+        // Not in the records: an earlier scan may have given the file its UID in a run
+        // that was killed before it recorded anything.
+        const bool unrecorded = !std::binary_search(known.uids.begin(), known.uids.end(), uids[i]);
+        if (all_dates || fresh[i] || !maildir::size_hint(e.base()) || unrecorded) {
             auto there = f.stat(e);
             if (!there) return d.folder_fail(there.error(), "scan " + *canon, f);
             if (!*there) continue;  // gone since the listing: the next scan forgets it
@@ -589,9 +591,7 @@ result<mailbox_changes> maildir_store::changes(const std::string& mailbox,
         m.internal_date = e.mtime;
         m.identity = e.base();
         // A file unknown to the records needs its key even when an earlier scan gave it its
-        // UID: that scan's run may have been killed before it recorded anything, and a
-        // message moved here by a mail client is found again by its key.
-        const bool unrecorded = !std::binary_search(known.uids.begin(), known.uids.end(), uids[i]);
+        // UID: a message moved here by a mail client is found again by its key.
         if ((all_keys || fresh[i] || unrecorded) && known.want_keys) {
             auto id = f.identify(e);
             if (!id) return d.folder_fail(id.error(), "read " + *canon, f);
