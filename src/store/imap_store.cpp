@@ -1554,7 +1554,10 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
     };
     for (auto& [cmd, what, asks_id] : commands(actual, guess ? &*guess : nullptr))
         if (auto r = send(std::move(cmd), std::move(what), asks_id); !r) return r.error();
-    if (sel->exists == 0 && t == tier::condstore && !(guess && guess->search_all))
+    // No FETCH to name what went from a mailbox now empty (no QRESYNC SELECT either, in the
+    // selection made before the listing).
+    const bool listed_by_uids = t == tier::condstore || (t == tier::qresync && reused);
+    if (sel->exists == 0 && listed_by_uids && !(guess && guess->search_all))
         c.all_uids = imap::uid_set{};  // empty now: every known message is gone
 
     if (auto r = wait_all(); !r) return r.error();
@@ -1583,7 +1586,7 @@ result<mailbox_changes> imap_store::impl::changes(const std::string& mailbox,
 
     imap::uid_set gone = c.expunged;
     if (t == tier::qresync) gone |= sel->vanished;
-    if (t == tier::condstore && c.all_uids)
+    if (listed_by_uids && c.all_uids)
         for (auto u : known_uids)
             if (!c.all_uids->contains(u)) gone.insert(u);
 

@@ -90,6 +90,7 @@ class imap_store_test : public ::testing::Test {
         // Accounts whose INBOX one test has to itself.
         o.users.push_back({"inboxfirst", "inboxfirst-secret"});
         o.users.push_back({"inboxchanges", "inboxchanges-secret"});
+        o.users.push_back({"inboxemptied", "inboxemptied-secret"});
         server_ = new test::dovecot(o);
     }
     static void TearDownTestSuite() {
@@ -1973,6 +1974,39 @@ TEST_F(imap_store_test, the_changes_of_an_inbox_selected_before_the_list_come_in
     auto it = std::find_if(after.begin(), after.end(), [&](auto& m) { return m.uid == u5; });
     ASSERT_NE(it, after.end());
     EXPECT_EQ(it->flags, (std::vector<std::string>{"\\Answered"}));
+}
+
+// An INBOX emptied since the last run, selected before the LIST: every message it held is
+// reported gone, though no FETCH answers there.
+TEST_F(imap_store_test, an_inbox_emptied_and_selected_before_the_list_reports_every_message_gone) {
+    const std::string user = "inboxemptied";
+    std::vector<std::uint32_t> u;
+    for (int i = 0; i < 3; ++i)
+        u.push_back(test::append_message(*server_, user, "INBOX",
+                                         test::make_message("m" + std::to_string(i))));
+    imap_store_options o;
+    o.select_inbox_first = 3;
+    known_state known;
+    {
+        auto first = open_traced_as(user, o);
+        ASSERT_TRUE(first);
+        auto c = first->changes("INBOX", {});
+        ASSERT_TRUE(c) << first->last_error();
+        known = known_from(*c);
+    }
+    for (auto x : u) test::expunge_message(*server_, user, "INBOX", x);
+    auto s = open_traced_as(user, o);
+    ASSERT_TRUE(s);
+    const std::vector<known_mailbox> last{{"INBOX", 3}};
+    ASSERT_TRUE(s->list_ahead(last));
+    ASSERT_TRUE(s->list()) << s->last_error();
+    auto c = s->changes("INBOX", known);
+    ASSERT_TRUE(c) << s->last_error();
+    EXPECT_EQ(c->status.messages, 0u);
+    EXPECT_TRUE(c->messages.empty());
+    auto gone = c->vanished;
+    std::sort(gone.begin(), gone.end());
+    EXPECT_EQ(gone, (std::vector<mail::uid>(u.begin(), u.end()))) << log_.text();
 }
 
 }  // namespace
