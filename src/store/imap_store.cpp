@@ -883,12 +883,27 @@ struct imap_store::impl {
 
     result<client::select_result> select(const std::string& canonical, const std::string& server,
                                          const client::select_options& so = {}) {
+        auto flight = select_send(canonical, server, so);
+        if (!flight) return flight.error();
+        return select_wait(canonical, *flight);
+    }
+
+    // select() in two halves, as client::session::select_send() and select_wait().
+    result<client::select_flight> select_send(const std::string& canonical,
+                                              const std::string& server,
+                                              const client::select_options& so = {}) {
         discard_unsolicited();
         drop_fetch_ahead();
         ++selections;
         selected_permanent_flags.clear();
         selected_modseq = 0;
-        auto sel = s->select(server, so);
+        auto flight = s->select_send(server, so);
+        if (!flight) return fail(flight.error(), "SELECT " + in_quotes(canonical));
+        return flight;
+    }
+    result<client::select_result> select_wait(const std::string& canonical,
+                                              client::select_flight& flight) {
+        auto sel = s->select_wait(flight);
         if (!sel) return fail(sel.error(), "SELECT " + in_quotes(canonical));
         selected_permanent_flags = sel->permanent_flags;
         selected_modseq = sel->nomodseq ? 0 : sel->highestmodseq;
@@ -1143,15 +1158,10 @@ result<std::vector<mailbox_entry>> imap_store::impl::list() {
     // INBOX, selected for this LIST: what the LIST says of it is what the SELECT found.
     bool selected_is_current = false;
     if (auto flight = std::exchange(selecting_before_list, std::nullopt)) {
-        auto sel = s->select_wait(*flight);
-        if (sel) {
-            selected_permanent_flags = sel->permanent_flags;
-            selected_modseq = sel->nomodseq ? 0 : sel->highestmodseq;
+        if (auto sel = select_wait("INBOX", *flight)) {  // a failure is only logged
             inbox_selection = std::move(*sel);
             inbox_selection_at = selections;
             selected_is_current = true;
-        } else {
-            log.debug(description + ": SELECT INBOX before the LIST: " + words(sel.error()));
         }
     }
     if (!listed) return fail(listed.error(), "LIST");
@@ -1260,20 +1270,11 @@ void imap_store::impl::select_inbox_first(std::span<const known_mailbox> known) 
     auto inbox = std::find_if(known.begin(), known.end(),
                               [](const known_mailbox& k) { return k.name == "INBOX"; });
     if (inbox == known.end() || inbox->messages < options.select_inbox_first) return;
-    discard_unsolicited();
-    drop_fetch_ahead();
-    ++selections;
-    selected_permanent_flags.clear();
-    selected_modseq = 0;
     client::select_options so;
     so.condstore = true;
-    // Its answer is read in list(), after the LIST's: both go out now.
-    auto flight = s->select_send("INBOX", so);
-    if (!flight) {
-        log.debug(description + ": SELECT INBOX before the LIST: " + words(flight.error()));
-        return;
-    }
-    selecting_before_list = std::move(*flight);
+    // Its answer is read in list(), after the LIST's: both go out now. A failure is only
+    // logged (the LIST then goes first, as without this).
+    if (auto flight = select_send("INBOX", "INBOX", so)) selecting_before_list = std::move(*flight);
 }
 
 result<mailbox_status> imap_store::status(const std::string& mailbox) {

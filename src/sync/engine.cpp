@@ -237,20 +237,16 @@ bool run::wanted(const std::string& name) const {
 }
 
 bool run::list_mailboxes() {
+    auto unreadable = [&](error_code ec) {
+        report_.failed = true;
+        report_.failure = ec;
+        report_.error = "reading the journal failed: " + ec.message();
+        return false;
+    };
     auto t = journal_.begin_read();
-    if (!t) {
-        report_.failed = true;
-        report_.failure = t.error();
-        report_.error = "reading the journal failed: " + t.error().message();
-        return false;
-    }
+    if (!t) return unreadable(t.error());
     auto pairs = journal_.list_pairs(*t, job_.name);
-    if (!pairs) {
-        report_.failed = true;
-        report_.failure = pairs.error();
-        report_.error = "reading the journal failed: " + pairs.error().message();
-        return false;
-    }
+    if (!pairs) return unreadable(pairs.error());
     per_side<std::vector<store::known_mailbox>> known;
     for (const auto& p : *pairs)
         if (wanted(p.mailbox))
@@ -286,12 +282,7 @@ bool run::list_mailboxes() {
         pair_ids_[p.mailbox] = w.state->id;
     }
     auto intents = journal_.intents(*t);
-    if (!intents) {
-        report_.failed = true;
-        report_.failure = intents.error();
-        report_.error = "reading the journal failed: " + intents.error().message();
-        return false;
-    }
+    if (!intents) return unreadable(intents.error());
     for (const auto& i : *intents) {
         if (i.channel != job_.name) continue;
         // A move names its destination in the payload: both mailboxes are listed again.

@@ -223,6 +223,20 @@ class imap_store_test : public ::testing::Test {
         return c ? std::move(*c) : mailbox_changes{};
     }
 
+    // `n` messages into `user`'s INBOX, and what a first run records of it (`known`).
+    std::vector<std::uint32_t> fill_inbox(const std::string& user, int n, known_state& known) {
+        std::vector<std::uint32_t> u;
+        for (int i = 0; i < n; ++i)
+            u.push_back(test::append_message(*server_, user, "INBOX",
+                                             test::make_message("m" + std::to_string(i))));
+        auto first = open_traced_as(user);
+        if (!first) return u;
+        auto c = first->changes("INBOX", {});
+        EXPECT_TRUE(c) << first->last_error();
+        if (c) known = known_from(*c);
+        return u;
+    }
+
     // What a next run of `user` hears of in `box`, having recorded `known`.
     mailbox_changes next_run_changes_as(const std::string& user, const std::string& box,
                                         const known_state& known, imap_store_options options) {
@@ -1902,20 +1916,11 @@ TEST_F(imap_store_test, a_large_inbox_is_selected_before_the_list) {
 // write there needs no other SELECT.
 TEST_F(imap_store_test, the_changes_of_an_inbox_selected_before_the_list_come_in_that_selection) {
     const std::string user = "inboxchanges";
-    std::vector<std::uint32_t> u;
-    for (int i = 0; i < 4; ++i)
-        u.push_back(test::append_message(*server_, user, "INBOX",
-                                         test::make_message("m" + std::to_string(i))));
     imap_store_options o;
     o.select_inbox_first = 4;
     known_state known;
-    {
-        auto first = open_traced_as(user, o);
-        ASSERT_TRUE(first);
-        auto c = first->changes("INBOX", {});
-        ASSERT_TRUE(c) << first->last_error();
-        known = known_from(*c);
-    }
+    const auto u = fill_inbox(user, 4, known);
+    ASSERT_FALSE(HasFailure());
     test::store_flags(*server_, user, "INBOX", u[0], "+FLAGS", {"\\Flagged"});
     test::expunge_message(*server_, user, "INBOX", u[1]);
     const auto u5 = test::append_message(*server_, user, "INBOX", test::make_message("m4"));
@@ -1980,20 +1985,11 @@ TEST_F(imap_store_test, the_changes_of_an_inbox_selected_before_the_list_come_in
 // reported gone, though no FETCH answers there.
 TEST_F(imap_store_test, an_inbox_emptied_and_selected_before_the_list_reports_every_message_gone) {
     const std::string user = "inboxemptied";
-    std::vector<std::uint32_t> u;
-    for (int i = 0; i < 3; ++i)
-        u.push_back(test::append_message(*server_, user, "INBOX",
-                                         test::make_message("m" + std::to_string(i))));
     imap_store_options o;
     o.select_inbox_first = 3;
     known_state known;
-    {
-        auto first = open_traced_as(user, o);
-        ASSERT_TRUE(first);
-        auto c = first->changes("INBOX", {});
-        ASSERT_TRUE(c) << first->last_error();
-        known = known_from(*c);
-    }
+    const auto u = fill_inbox(user, 3, known);
+    ASSERT_FALSE(HasFailure());
     for (auto x : u) test::expunge_message(*server_, user, "INBOX", x);
     auto s = open_traced_as(user, o);
     ASSERT_TRUE(s);
