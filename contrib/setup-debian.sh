@@ -13,7 +13,7 @@ apt-get install -y --no-install-recommends \
     libboost-url1.81-dev libboost-system1.81-dev \
     libssl-dev liblmdb-dev lmdb-utils zlib1g-dev \
     libgtest-dev libgmock-dev \
-    clang libclang-rt-14-dev lld \
+    clang libclang-rt-14-dev lld lld-16 \
     dovecot-core dovecot-imapd openssl util-linux procps python3 \
     systemd groff-base man-db zsh \
     isync offlineimap3 interimap time
