@@ -65,7 +65,9 @@ function(tandem_hot_functions_first target)
         set(lld -fuse-ld=lld)
     endif()
     set(list ${PROJECT_SOURCE_DIR}/cmake/hot-symbols.txt)
+    # The link map (tandem.map beside the binary) tells contrib/bench/hot_symbols.py which
+    # functions share an input section, which lld can only move whole.
     target_link_options(${target} PRIVATE ${lld} -Wl,--symbol-ordering-file=${list}
-                                          -Wl,--no-warn-symbol-ordering)
+                        -Wl,--no-warn-symbol-ordering -Wl,-Map=$<TARGET_FILE:${target}>.map)
     set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${list})
 endfunction()
