@@ -2,6 +2,7 @@
 #include "tandem/util/fs.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,15 +183,37 @@ void lock_file::release() {
     fd_.reset();
 }
 
+namespace {
+
+constexpr std::chrono::seconds dead_holder_grace{2};
+
+// The lock is held, and the process that wrote itself into the file is gone.
+bool holder_is_dead(int fd) {
+    const auto holder = parse_holder(read_all(fd));
+    return holder && holder->pid > 0 && ::kill(holder->pid, 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
 result<lock_file> lock_file::acquire(const std::filesystem::path& file,
                                      std::chrono::milliseconds wait, lock_holder* holder) {
     unique_fd fd(no_eintr(
         [&] { return ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600); }));
     if (!fd) return last_error();
-    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    bool waited_for_the_dead = false;
     for (;;) {
         if (no_eintr([&] { return ::flock(fd.get(), LOCK_EX | LOCK_NB); }) == 0) break;
         if (errno != EWOULDBLOCK) return last_error();
+        if (std::chrono::steady_clock::now() >= deadline && !waited_for_the_dead &&
+            holder_is_dead(fd.get())) {
+            // The lock belongs to the open file, which a child started in the moment
+            // before its parent was killed shares until it closes its copy (the Maildir
+            // store's closer does so first thing, once it runs): a run started right after
+            // found the lock held by the dead run. Such a child lets go within moments.
+            waited_for_the_dead = true;
+            deadline = std::chrono::steady_clock::now() + dead_holder_grace;
+        }
         if (std::chrono::steady_clock::now() >= deadline) {
             if (holder) {
                 // The holder writes its name just after it locks: give it a moment.

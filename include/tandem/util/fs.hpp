@@ -72,7 +72,8 @@ struct lock_holder {
 };
 
 // An exclusive lock on a file, held until the object goes away (or the process dies:
-// the kernel drops it, so a crash never leaves a stale lock behind).
+// the kernel drops it once no process has the file open, so a crash never leaves a stale
+// lock behind).
 //
 // flock(2), not fcntl(2): flock locks belong to the open file description, so a second
 // acquire() in the same process conflicts as it does from another process, whereas
@@ -87,7 +88,9 @@ class lock_file {
     lock_file& operator=(lock_file&&) noexcept;
 
     // Takes the lock, polling until `wait` has passed if another process holds it
-    // (zero: one attempt). When the lock is held elsewhere, fails with
+    // (zero: one attempt), and up to 2 s more while the process named in the file is
+    // dead (a child it started just before it died may still hold the file open).
+    // When the lock is held elsewhere, fails with
     // std::errc::resource_unavailable_try_again and, if `holder` is given, fills it
     // with what the holder wrote into the file.
     static result<lock_file> acquire(const std::filesystem::path& file,

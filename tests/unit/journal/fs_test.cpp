@@ -137,6 +137,46 @@ TEST(fs, lock_wait_succeeds_once_the_holder_lets_go) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// A run killed just after it started a child (the Maildir store's closer, or a tunnel
+// between fork and exec) leaves the lock's open file to that child for a moment: the next
+// run found the lock held by the dead run and stopped (convergence test, session 20).
+TEST(fs, a_lock_kept_by_the_child_of_a_dead_holder_is_waited_for) {
+    temp_dir dir;
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    pid_t holder_pid = ::fork();
+    ASSERT_GE(holder_pid, 0);
+    if (holder_pid == 0) {
+        ::close(ready[0]);
+        auto l = fs::lock_file::acquire(dir / "d.lock");
+        if (!l) ::_exit(2);
+        if (::fork() == 0) {  // keeps the locked file open after its parent is gone
+            ::usleep(300 * 1000);
+            ::_exit(0);
+        }
+        if (::write(ready[1], "y", 1) != 1) ::_exit(3);
+        ::_exit(0);  // killed, as it were: no release, the file still names this process
+    }
+    ::close(ready[1]);
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ::close(ready[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(holder_pid, &status, 0), holder_pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    auto named = fs::lock_file::read_holder(dir / "d.lock");
+    ASSERT_TRUE(named);
+    EXPECT_EQ(named->pid, holder_pid);
+
+    const auto start = std::chrono::steady_clock::now();
+    fs::lock_holder holder;
+    auto lock = fs::lock_file::acquire(dir / "d.lock", std::chrono::milliseconds(0), &holder);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(lock) << lock.error().message() << " (held by " << holder.describe() << ")";
+    EXPECT_GT(waited, std::chrono::milliseconds(100));  // the child still held it at first
+    EXPECT_EQ(fs::lock_file::read_holder(dir / "d.lock")->pid, ::getpid());
+}
+
 TEST(fs, lock_holder_describe) {
     EXPECT_EQ((fs::lock_holder{42, "tandem sync"}).describe(), "pid 42 (tandem sync)");
     EXPECT_EQ((fs::lock_holder{42, ""}).describe(), "pid 42");
