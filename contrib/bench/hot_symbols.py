@@ -244,6 +244,10 @@ def main():
                                    "(--tandem then only gives the functions' sizes)")
     args = ap.parse_args()
     binary = os.path.realpath(args.tandem)
+    link_map = args.map or binary + ".map"
+    if not os.path.exists(link_map):  # before the profiling's 7 minutes
+        raise SystemExit("%s: no link map; the build writes it beside the binary when it links "
+                         "with lld (cmake/tandem.cmake), or give one with --map" % link_map)
     address_of, name_at = text_symbols(binary)
     if args.runs:
         with open(args.runs) as f:
@@ -256,7 +260,7 @@ def main():
     if args.save_runs:
         with open(args.save_runs, "w") as f:
             json.dump(runs, f)
-    names = order(runs, address_of, input_sections(args.map or binary + ".map"))
+    names = order(runs, address_of, input_sections(link_map))
     with open(args.out, "w") as f:
         f.write("# tandem's functions that the benchmark's runs call, those of short runs first\n")
         f.write("# Written by contrib/bench/hot_symbols.py (%d runs: %s on %s, %s).\n" % (
