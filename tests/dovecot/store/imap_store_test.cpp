@@ -75,6 +75,10 @@ struct captured_log {
         return std::any_of(lines.begin(), lines.end(),
                            [&](const std::string& l) { return l.find(s) != std::string::npos; });
     }
+    void clear() {
+        std::lock_guard g(m);
+        lines.clear();
+    }
     std::string text() {
         std::lock_guard g(m);
         std::string out;
@@ -1876,10 +1880,7 @@ TEST_F(imap_store_test, a_large_inbox_is_selected_before_the_list) {
     o.select_inbox_first = 3;
     for (std::uint32_t last : {3u, 2u, 0u}) {
         SCOPED_TRACE("INBOX held " + std::to_string(last));
-        {
-            std::lock_guard g(log_.m);
-            log_.lines.clear();
-        }
+        log_.clear();
         auto s = open_traced_as(user, o);
         ASSERT_TRUE(s);
         std::vector<known_mailbox> known;
@@ -1924,10 +1925,7 @@ TEST_F(imap_store_test, the_changes_of_an_inbox_selected_before_the_list_come_in
     test::store_flags(*server_, user, "INBOX", u[0], "+FLAGS", {"\\Flagged"});
     test::expunge_message(*server_, user, "INBOX", u[1]);
     const auto u5 = test::append_message(*server_, user, "INBOX", test::make_message("m4"));
-    {
-        std::lock_guard g(log_.m);
-        log_.lines.clear();
-    }
+    log_.clear();
     auto s = open_traced_as(user, o);
     ASSERT_TRUE(s);
     const std::vector<known_mailbox> last{{"INBOX", 4}};
